@@ -1,0 +1,310 @@
+// Package runner is the one piece of trainfeed that touches acknowledgements.
+// It pulls from a durable JetStream consumer through the consumer's ack
+// window into a pool of workers, runs a stage's Handler on each message and
+// turns the result into an ack, a delayed nak, or a dead letter and a term,
+// keeping long handlers alive with in-progress signals.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// Msg is a message as a handler sees it: its content and its delivery, with
+// no way to acknowledge it.
+type Msg struct {
+	Subject   string
+	Dataset   string
+	Data      []byte
+	Header    nats.Header
+	Delivered uint64 // 1 on the first delivery
+	StreamSeq uint64
+}
+
+// Handler handles one message. It returns nil when the message is done (and
+// everything it published downstream is acknowledged by JetStream), an error
+// marked Permanent when no retry can help, and any other error to have the
+// message delivered again later. A Handler must be safe for concurrent use.
+type Handler interface {
+	Handle(ctx context.Context, m *Msg) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Msg) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, m *Msg) error { return f(ctx, m) }
+
+// DeadLetterFunc lets a stage add what it knows (source id, URL) to a dead letter.
+type DeadLetterFunc func(m *Msg, dl *wire.DeadLetter)
+
+// Config shapes a Runner.
+type Config struct {
+	// Stage names the stage in dead letters and logs.
+	Stage string
+	// Workers run handlers concurrently. Default: the consumer's ack window.
+	Workers int
+	// BackoffBase and BackoffMax bound the delay before a retry: base·2^(attempt-1)
+	// with ±20% jitter, capped. Defaults 500ms and 1m.
+	BackoffBase, BackoffMax time.Duration
+	// Grace is how long in-flight handlers may finish after Run's context
+	// ends before they are cancelled and their messages handed back. Default 10s.
+	Grace time.Duration
+	// Annotate, if set, adds stage knowledge to dead letters.
+	Annotate DeadLetterFunc
+	// Logger receives one line per failure. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are a runner's counters, safe to read while it runs.
+type Stats struct {
+	Received, Acked, Retried, DeadLettered, HandedBack atomic.Int64
+	InFlight, MaxInFlight                              atomic.Int64
+}
+
+// Runner pulls one consumer and runs one handler.
+type Runner struct {
+	js      jetstream.JetStream
+	cons    jetstream.Consumer
+	h       Handler
+	cfg     Config
+	window  int
+	ackWait time.Duration
+	maxDel  int
+	stats   Stats
+}
+
+// New returns a runner for consumer cons of js. It reads the consumer's ack
+// window, AckWait and MaxDeliver from its cached info; it starts nothing.
+func New(js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Runner, error) {
+	if cfg.Stage == "" {
+		return nil, errors.New("runner: stage name is required")
+	}
+	if h == nil {
+		return nil, fmt.Errorf("runner %s: no handler", cfg.Stage)
+	}
+	info := cons.CachedInfo()
+	if info == nil {
+		return nil, fmt.Errorf("runner %s: consumer has no info", cfg.Stage)
+	}
+	r := &Runner{js: js, cons: cons, h: h, cfg: cfg,
+		window: info.Config.MaxAckPending, ackWait: info.Config.AckWait, maxDel: info.Config.MaxDeliver}
+	if r.window <= 0 {
+		return nil, fmt.Errorf("runner %s: consumer %s has no ack window (MaxAckPending)", cfg.Stage, info.Name)
+	}
+	if r.ackWait <= 0 {
+		r.ackWait = 30 * time.Second
+	}
+	if r.cfg.Workers <= 0 || r.cfg.Workers > r.window {
+		r.cfg.Workers = r.window
+	}
+	if r.cfg.BackoffBase <= 0 {
+		r.cfg.BackoffBase = 500 * time.Millisecond
+	}
+	if r.cfg.BackoffMax <= 0 {
+		r.cfg.BackoffMax = time.Minute
+	}
+	if r.cfg.Grace <= 0 {
+		r.cfg.Grace = 10 * time.Second
+	}
+	if r.cfg.Logger == nil {
+		r.cfg.Logger = slog.Default()
+	}
+	r.cfg.Logger = r.cfg.Logger.With("stage", cfg.Stage)
+	return r, nil
+}
+
+// Stats returns the runner's live counters.
+func (r *Runner) Stats() *Stats { return &r.stats }
+
+// Window returns the consumer's ack window.
+func (r *Runner) Window() int { return r.window }
+
+// Run pulls and handles messages until ctx ends. Then it stops pulling, hands
+// buffered messages back at once, lets in-flight handlers finish within the
+// grace period (cancelling them after it, and handing their messages back),
+// and returns nil. It returns an error only when pulling cannot start.
+func (r *Runner) Run(ctx context.Context) error {
+	// The client buffers at most one pull's worth: messages waiting in the
+	// buffer age against AckWait before a worker sees them.
+	pull := max(1, min(r.cfg.Workers, r.window))
+	it, err := r.cons.Messages(jetstream.PullMaxMessages(pull), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	if err != nil {
+		return fmt.Errorf("%s: pull: %w", r.cfg.Stage, err)
+	}
+
+	// Handlers run on hctx, which outlives ctx by the grace period.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	workersDone := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-workersDone:
+			return
+		}
+		it.Drain()
+		select {
+		case <-time.After(r.cfg.Grace):
+			hcancel()
+		case <-workersDone:
+		}
+	})
+
+	work := make(chan jetstream.Msg)
+	var workers sync.WaitGroup
+	for range r.cfg.Workers {
+		workers.Go(func() {
+			for m := range work {
+				r.handle(ctx, hctx, m)
+			}
+		})
+	}
+
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				r.cfg.Logger.Error("pull stopped", "err", err)
+				break
+			}
+			r.cfg.Logger.Debug("pull", "err", err)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Drained after shutdown began: hand back at once.
+			r.stats.HandedBack.Add(1)
+			_ = m.Nak()
+			continue
+		}
+		r.stats.Received.Add(1)
+		work <- m
+	}
+	it.Stop()
+	close(work)
+	workers.Wait()
+	close(workersDone)
+	watcher.Wait()
+	return nil
+}
+
+func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
+	n := r.stats.InFlight.Add(1)
+	defer r.stats.InFlight.Add(-1)
+	for {
+		old := r.stats.MaxInFlight.Load()
+		if n <= old || r.stats.MaxInFlight.CompareAndSwap(old, n) {
+			break
+		}
+	}
+
+	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Delivered: 1}
+	m.Dataset = topology.DatasetOf(m.Subject)
+	if md, err := jm.Metadata(); err == nil {
+		m.Delivered, m.StreamSeq = md.NumDelivered, md.Sequence.Stream
+	}
+
+	// Keep the message ours while the handler works, however long it takes.
+	var mu sync.Mutex
+	done := false
+	var keepAlive *time.Timer
+	mu.Lock()
+	keepAlive = time.AfterFunc(r.ackWait/3, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
+		_ = jm.InProgress()
+		keepAlive.Reset(r.ackWait / 3)
+	})
+	mu.Unlock()
+	start := time.Now()
+	err := r.h.Handle(ctx, m)
+	mu.Lock()
+	done = true
+	keepAlive.Stop()
+	mu.Unlock()
+
+	log := r.cfg.Logger
+	switch {
+	case err == nil:
+		if aerr := jm.Ack(); aerr != nil {
+			log.Warn("ack", "subject", m.Subject, "seq", m.StreamSeq, "err", aerr)
+		}
+		r.stats.Acked.Add(1)
+	case runCtx.Err() != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+		// Shutting down: the work is not done, hand it back for another member.
+		r.stats.HandedBack.Add(1)
+		_ = jm.Nak()
+	case IsPermanent(err) || (r.maxDel > 0 && m.Delivered >= uint64(r.maxDel)):
+		r.deadLetter(ctx, jm, m, err)
+	default:
+		delay, ok := retryDelay(err)
+		if !ok {
+			delay = r.backoff(m.Delivered)
+		}
+		log.Warn("retry", "subject", m.Subject, "seq", m.StreamSeq, "attempt", m.Delivered,
+			"delay", delay.Round(time.Millisecond), "took", time.Since(start).Round(time.Millisecond), "err", err)
+		r.stats.Retried.Add(1)
+		_ = jm.NakWithDelay(delay)
+	}
+}
+
+func (r *Runner) backoff(attempt uint64) time.Duration {
+	d := r.cfg.BackoffBase << min(attempt-1, 20)
+	if d <= 0 || d > r.cfg.BackoffMax {
+		d = r.cfg.BackoffMax
+	}
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * jitter)
+}
+
+// deadLetter publishes the message to the DLQ, then terminates it. If the
+// dead letter cannot be published the message is retried instead, never lost.
+func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause error) {
+	reason := cause.Error()
+	if !IsPermanent(cause) {
+		reason = fmt.Sprintf("gave up after %d attempts: %s", m.Delivered, reason)
+	}
+	dl := &wire.DeadLetter{
+		Stage: r.cfg.Stage, Dataset: m.Dataset, Subject: m.Subject, StreamSeq: m.StreamSeq,
+		Data: m.Data, Headers: m.Header, Error: reason, Attempts: m.Delivered, At: time.Now().UTC(),
+	}
+	if r.cfg.Annotate != nil {
+		r.cfg.Annotate(m, dl)
+	}
+	data, err := wire.Encode(dl)
+	if err == nil {
+		id := fmt.Sprintf("dlq/%s/%s/%d", r.cfg.Stage, m.Subject, m.StreamSeq)
+		_, err = r.js.Publish(ctx, topology.DLQSubject(r.cfg.Stage, m.Dataset), data, jetstream.WithMsgID(id))
+	}
+	if err != nil {
+		r.cfg.Logger.Error("dead letter not published, will retry", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+		r.stats.Retried.Add(1)
+		_ = jm.NakWithDelay(r.backoff(m.Delivered))
+		return
+	}
+	r.cfg.Logger.Error("dead-lettered", "subject", m.Subject, "seq", m.StreamSeq,
+		"attempts", m.Delivered, "source", dl.SourceID, "url", dl.URL, "reason", reason)
+	r.stats.DeadLettered.Add(1)
+	if err := jm.Term(); err != nil {
+		r.cfg.Logger.Warn("term", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+	}
+}

@@ -1,0 +1,259 @@
+// Package topology owns trainfeed's JetStream layout: the names of its
+// streams, subjects, consumers, key-value buckets and object stores, and the
+// code that creates them idempotently.
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Streams, consumers, buckets and subjects. A subject ends with the dataset
+// name, e.g. "trainfeed.sources.mydata"; dead letters add the stage first,
+// "trainfeed.dlq.fetch.mydata".
+const (
+	StreamSources = "TRAINFEED_SOURCES"
+	StreamFetched = "TRAINFEED_FETCHED"
+	StreamRecords = "TRAINFEED_RECORDS"
+	StreamChunks  = "TRAINFEED_CHUNKS"
+	StreamDLQ     = "TRAINFEED_DLQ"
+
+	SubjectSources = "trainfeed.sources"
+	SubjectFetched = "trainfeed.fetched"
+	SubjectRecords = "trainfeed.records"
+	SubjectChunks  = "trainfeed.chunks"
+	SubjectDLQ     = "trainfeed.dlq"
+
+	ConsumerFetch     = "fetch"
+	ConsumerTransform = "transform"
+	ConsumerCombine   = "combine"
+
+	BucketBodies   = "trainfeed-bodies"
+	BucketManifest = "trainfeed-manifest"
+)
+
+// Subject returns prefix.dataset, the subject of one dataset's messages.
+func Subject(prefix, dataset string) string { return prefix + "." + dataset }
+
+// DLQSubject returns the dead-letter subject of a stage and dataset.
+func DLQSubject(stage, dataset string) string {
+	return SubjectDLQ + "." + stage + "." + dataset
+}
+
+// DatasetOf returns the dataset token of a trainfeed subject (its last token).
+func DatasetOf(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[i+1:]
+	}
+	return subject
+}
+
+// Window is one stage consumer's flow settings.
+type Window struct {
+	// MaxAckPending is the ack window: how many messages the whole consumer
+	// group may hold unacknowledged.
+	MaxAckPending int
+	// AckWait is how long a delivered message may go without an ack or an
+	// in-progress signal before it is redelivered.
+	AckWait time.Duration
+	// MaxDeliver is how many times a message is delivered before it is dead-lettered.
+	MaxDeliver int
+}
+
+// Config sizes the topology.
+type Config struct {
+	// Replicas of every stream and bucket. Default 1.
+	Replicas int
+	// Storage of streams: file (default) or memory.
+	Storage jetstream.StorageType
+	// MaxBytes caps each work stream (fetched, records); when full, publishers are refused
+	// (discard new) and retry. Default 1 GiB.
+	MaxBytes int64
+	// Duplicates is the dedup window of Nats-Msg-Id. Default 2 minutes.
+	Duplicates time.Duration
+	// Fetch, Transform and Combine are the consumer windows.
+	Fetch, Transform, Combine Window
+}
+
+// DefaultConfig returns the settings trainfeed runs with unless told otherwise.
+// The windows are sized from measurements (docs/performance.md): fetch is
+// I/O bound and holds many sources; transform is CPU bound; combine must hold a
+// whole chunk's worth of batches until the chunk commits.
+func DefaultConfig() Config {
+	return Config{
+		Replicas:   1,
+		Storage:    jetstream.FileStorage,
+		MaxBytes:   1 << 30,
+		Duplicates: 2 * time.Minute,
+		Fetch:      Window{MaxAckPending: 256, AckWait: 30 * time.Second, MaxDeliver: 6},
+		Transform:  Window{MaxAckPending: 16, AckWait: 30 * time.Second, MaxDeliver: 5},
+		Combine:    Window{MaxAckPending: 1024, AckWait: 30 * time.Second, MaxDeliver: 10},
+	}
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("replicas %d: must be 1 to 5", c.Replicas)
+	}
+	for name, w := range map[string]Window{ConsumerFetch: c.Fetch, ConsumerTransform: c.Transform, ConsumerCombine: c.Combine} {
+		if w.MaxAckPending < 1 {
+			return fmt.Errorf("%s window: max ack pending %d must be positive", name, w.MaxAckPending)
+		}
+		if w.AckWait < time.Second {
+			return fmt.Errorf("%s window: ack wait %s must be at least 1s", name, w.AckWait)
+		}
+		if w.MaxDeliver < 1 {
+			return fmt.Errorf("%s window: max deliver %d must be positive", name, w.MaxDeliver)
+		}
+	}
+	return nil
+}
+
+// Topology is the set of JetStream resources trainfeed uses, once ensured.
+type Topology struct {
+	JS       jetstream.JetStream
+	Bodies   jetstream.ObjectStore
+	Manifest jetstream.KeyValue
+	Fetch    jetstream.Consumer
+	Combine  jetstream.Consumer
+	// Transform is the transform stage's consumer.
+	Transform jetstream.Consumer
+}
+
+// Ensure creates or updates every stream, consumer and bucket, so it may be
+// called at every start by every process. It retries while a fresh cluster
+// has no meta leader yet, until ctx ends.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("topology: %w", err)
+	}
+	var t *Topology
+	err := retry(ctx, func(ctx context.Context) error {
+		var err error
+		t, err = ensure(ctx, js, cfg)
+		return err
+	})
+	return t, err
+}
+
+func retry(ctx context.Context, f func(ctx context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(attempt)
+		cancel()
+		if err == nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// retryable reports the errors a cluster gives while it is still forming:
+// no meta leader yet, no responders, timeouts.
+func retryable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10008 /* cluster not available */, 10074 /* cluster not active */, 10023 /* insufficient resources */ :
+			return true
+		}
+	}
+	return false
+}
+
+func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	work := func(name, subject string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{subject + ".>"},
+			Retention:  jetstream.WorkQueuePolicy,
+			Storage:    cfg.Storage,
+			Replicas:   cfg.Replicas,
+			MaxBytes:   cfg.MaxBytes,
+			Discard:    jetstream.DiscardNew,
+			Duplicates: cfg.Duplicates,
+		}
+	}
+	streams := []jetstream.StreamConfig{
+		// Sources are kept (limits retention) so a dataset can be rebuilt from them.
+		{
+			Name: StreamSources, Subjects: []string{SubjectSources + ".>"}, Retention: jetstream.LimitsPolicy,
+			Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour, Duplicates: cfg.Duplicates,
+			MaxBytes: cfg.MaxBytes, Discard: jetstream.DiscardNew,
+		},
+		work(StreamFetched, SubjectFetched),
+		work(StreamRecords, SubjectRecords),
+		{
+			Name: StreamChunks, Subjects: []string{SubjectChunks + ".>"}, Retention: jetstream.LimitsPolicy,
+			Storage: cfg.Storage, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+		},
+		{
+			Name: StreamDLQ, Subjects: []string{SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
+			Storage: cfg.Storage, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+		},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	t := &Topology{JS: js}
+	var err error
+	if t.Fetch, err = consumer(ctx, js, StreamSources, ConsumerFetch, cfg.Fetch); err != nil {
+		return nil, err
+	}
+	if t.Transform, err = consumer(ctx, js, StreamFetched, ConsumerTransform, cfg.Transform); err != nil {
+		return nil, err
+	}
+	if t.Combine, err = consumer(ctx, js, StreamRecords, ConsumerCombine, cfg.Combine); err != nil {
+		return nil, err
+	}
+	t.Bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketBodies, Description: "fetched bodies, content-addressed by sha256",
+		Storage: cfg.Storage, Replicas: cfg.Replicas, TTL: 7 * 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure object store %s: %w", BucketBodies, err)
+	}
+	t.Manifest, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketManifest, Description: "committed chunks per dataset",
+		Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure key-value %s: %w", BucketManifest, err)
+	}
+	return t, nil
+}
+
+func consumer(ctx context.Context, js jetstream.JetStream, stream, name string, w Window) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "trainfeed " + name + " stage",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.AckWait,
+		MaxDeliver:    w.MaxDeliver,
+		MaxAckPending: w.MaxAckPending,
+		MaxWaiting:    512,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure consumer %s on %s: %w", name, stream, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,261 @@
+// Package wire holds the messages trainfeed stages exchange over JetStream:
+// their msgpack encoding, their versions, and the JSON form a Source may take
+// so that any NATS client can publish one. docs/wire.md is the contract.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Version is the wire version this build writes. Decoders accept every
+// version up to and including it and refuse newer ones.
+const Version = 1
+
+// ErrVersion reports a message written by a newer, unknown wire version.
+var ErrVersion = errors.New("unsupported wire version")
+
+// Source describes one thing to ingest: where it lives and which dataset its
+// records belong to.
+type Source struct {
+	V           int               `msgpack:"v" json:"v,omitempty"`
+	ID          string            `msgpack:"id" json:"id,omitempty"`
+	Dataset     string            `msgpack:"dataset" json:"dataset,omitempty"`
+	URL         string            `msgpack:"url" json:"url"`
+	Format      string            `msgpack:"format,omitempty" json:"format,omitempty"`
+	Headers     map[string]string `msgpack:"headers,omitempty" json:"headers,omitempty"`
+	PublishedAt time.Time         `msgpack:"published_at" json:"published_at,omitzero"`
+}
+
+// Fetched references a downloaded body stored in the bodies object store.
+type Fetched struct {
+	V           int       `msgpack:"v"`
+	SourceID    string    `msgpack:"source_id"`
+	Dataset     string    `msgpack:"dataset"`
+	URL         string    `msgpack:"url"`
+	Format      string    `msgpack:"format,omitempty"`
+	Object      string    `msgpack:"object"`
+	SHA256      string    `msgpack:"sha256"`
+	Size        int64     `msgpack:"size"`
+	ContentType string    `msgpack:"content_type,omitempty"`
+	FromCache   bool      `msgpack:"from_cache"`
+	FetchedAt   time.Time `msgpack:"fetched_at"`
+}
+
+// RecordBatch carries a run of records parsed from one source, in columns.
+// Part numbers a source's batches from 0; the batch with Last set is the
+// source's final one, so a source of P batches ends with Part P-1, Last true.
+// A source without records still sends one empty batch with Last set.
+type RecordBatch struct {
+	V        int       `msgpack:"v"`
+	SourceID string    `msgpack:"source_id"`
+	Dataset  string    `msgpack:"dataset"`
+	URL      string    `msgpack:"url"`
+	Part     int       `msgpack:"part"`
+	Last     bool      `msgpack:"last"`
+	SchemaFP string    `msgpack:"schema_fp"`
+	Rows     int       `msgpack:"rows"`
+	Columns  []Column  `msgpack:"columns"`
+	At       time.Time `msgpack:"at"`
+}
+
+// PartKey names one batch of one source: "<source_id>/<part>".
+func (b *RecordBatch) PartKey() string { return PartKey(b.SourceID, b.Part) }
+
+// PartKey names part of source id.
+func PartKey(sourceID string, part int) string { return fmt.Sprintf("%s/%d", sourceID, part) }
+
+// Type is a column's value type.
+type Type string
+
+// The column types trainfeed infers.
+const (
+	TypeInt    Type = "int"
+	TypeFloat  Type = "float"
+	TypeBool   Type = "bool"
+	TypeString Type = "string"
+)
+
+// Column is one named, typed column of a RecordBatch. Exactly one of the
+// value slices matching Type holds Rows values; Nulls, when present, marks
+// the rows whose value is missing (their slot in the value slice holds the
+// zero value).
+type Column struct {
+	Name    string    `msgpack:"name"`
+	Type    Type      `msgpack:"type"`
+	Nulls   []bool    `msgpack:"nulls,omitempty"`
+	Ints    []int64   `msgpack:"ints,omitempty"`
+	Floats  []float64 `msgpack:"floats,omitempty"`
+	Bools   []bool    `msgpack:"bools,omitempty"`
+	Strings []string  `msgpack:"strings,omitempty"`
+}
+
+// IsNull reports whether row i of c is missing.
+func (c *Column) IsNull(i int) bool { return len(c.Nulls) > i && c.Nulls[i] }
+
+// Value returns row i of c as int64, float64, bool, string or nil.
+func (c *Column) Value(i int) any {
+	if c.IsNull(i) {
+		return nil
+	}
+	switch c.Type {
+	case TypeInt:
+		return c.Ints[i]
+	case TypeFloat:
+		return c.Floats[i]
+	case TypeBool:
+		return c.Bools[i]
+	default:
+		return c.Strings[i]
+	}
+}
+
+// Len returns the number of values c holds.
+func (c *Column) Len() int {
+	switch c.Type {
+	case TypeInt:
+		return len(c.Ints)
+	case TypeFloat:
+		return len(c.Floats)
+	case TypeBool:
+		return len(c.Bools)
+	default:
+		return len(c.Strings)
+	}
+}
+
+// Field is a column's name and type, as schemas list them.
+type Field struct {
+	Name string `msgpack:"name" json:"name"`
+	Type Type   `msgpack:"type" json:"type"`
+}
+
+// PartRef names a batch a chunk holds.
+type PartRef struct {
+	SourceID string `msgpack:"source_id" json:"source_id"`
+	URL      string `msgpack:"url" json:"url"`
+	Part     int    `msgpack:"part" json:"part"`
+	Last     bool   `msgpack:"last,omitempty" json:"last,omitempty"`
+	Rows     int    `msgpack:"rows" json:"rows"`
+}
+
+// Chunk announces a committed chunk of a dataset. A commit with Records == 0
+// holds only empty batches and has no file.
+type Chunk struct {
+	V         int       `msgpack:"v" json:"-"`
+	Dataset   string    `msgpack:"dataset" json:"-"`
+	Seq       uint64    `msgpack:"seq" json:"seq"`
+	File      string    `msgpack:"file" json:"file"`
+	Format    string    `msgpack:"format" json:"format"`
+	Records   int64     `msgpack:"records" json:"records"`
+	Bytes     int64     `msgpack:"bytes" json:"bytes"`
+	SHA256    string    `msgpack:"sha256" json:"sha256"`
+	SchemaFP  string    `msgpack:"schema_fp" json:"schema_fp"`
+	Schema    []Field   `msgpack:"schema" json:"-"`
+	CreatedAt time.Time `msgpack:"created_at" json:"created_at"`
+	Parts     []PartRef `msgpack:"parts" json:"parts"`
+}
+
+// DeadLetter is a message a stage gave up on, with why.
+type DeadLetter struct {
+	V         int                 `msgpack:"v" json:"v"`
+	Stage     string              `msgpack:"stage" json:"stage"`
+	Dataset   string              `msgpack:"dataset" json:"dataset"`
+	Subject   string              `msgpack:"subject" json:"subject"`
+	StreamSeq uint64              `msgpack:"stream_seq" json:"stream_seq"`
+	Data      []byte              `msgpack:"data" json:"data"`
+	Headers   map[string][]string `msgpack:"headers,omitempty" json:"headers,omitempty"`
+	Error     string              `msgpack:"error" json:"error"`
+	Attempts  uint64              `msgpack:"attempts" json:"attempts"`
+	SourceID  string              `msgpack:"source_id,omitempty" json:"source_id,omitempty"`
+	URL       string              `msgpack:"url,omitempty" json:"url,omitempty"`
+	At        time.Time           `msgpack:"at" json:"at"`
+}
+
+// Encode marshals v (a pointer to one of the wire types) as msgpack, setting
+// its version.
+func Encode(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case *Source:
+		m.V = Version
+	case *Fetched:
+		m.V = Version
+	case *RecordBatch:
+		m.V = Version
+	case *Chunk:
+		m.V = Version
+	case *DeadLetter:
+		m.V = Version
+	default:
+		return nil, fmt.Errorf("encode %T: not a wire type", v)
+	}
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// Decode unmarshals msgpack data into v and checks its version.
+func Decode(data []byte, v any) error {
+	if err := msgpack.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	var ver int
+	switch m := v.(type) {
+	case *Source:
+		ver = m.V
+	case *Fetched:
+		ver = m.V
+	case *RecordBatch:
+		ver = m.V
+	case *Chunk:
+		ver = m.V
+	case *DeadLetter:
+		ver = m.V
+	}
+	if ver > Version {
+		return fmt.Errorf("decode %T: version %d: %w", v, ver, ErrVersion)
+	}
+	return nil
+}
+
+var datasetRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidDataset reports whether name can be used as a dataset name: 1 to 64
+// letters, digits, '_' or '-', so it is one NATS subject token and one
+// folder name.
+func ValidDataset(name string) bool { return datasetRE.MatchString(name) }
+
+// DecodeSource reads a Source in either encoding: JSON when the content type
+// says so or the payload starts with '{', msgpack otherwise. It checks that
+// the source names a URL and, when it names a dataset, that the name is valid.
+func DecodeSource(data []byte, contentType string) (Source, error) {
+	var s Source
+	trimmed := bytes.TrimSpace(data)
+	if contentType == "application/json" || bytes.HasPrefix(trimmed, []byte("{")) {
+		dec := json.NewDecoder(bytes.NewReader(trimmed))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			return Source{}, fmt.Errorf("decode source json: %w", err)
+		}
+		if s.V > Version {
+			return Source{}, fmt.Errorf("decode source json: version %d: %w", s.V, ErrVersion)
+		}
+	} else if err := Decode(data, &s); err != nil {
+		return Source{}, err
+	}
+	if s.URL == "" {
+		return Source{}, errors.New("decode source: no url")
+	}
+	if s.Dataset != "" && !ValidDataset(s.Dataset) {
+		return Source{}, fmt.Errorf("decode source: invalid dataset name %q", s.Dataset)
+	}
+	return s, nil
+}
