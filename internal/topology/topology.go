@@ -242,6 +242,19 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	return t, nil
 }
 
+// ConsumerOf returns the consumer of a stage by name, or nil.
+func (t *Topology) ConsumerOf(stage string) jetstream.Consumer {
+	switch stage {
+	case ConsumerFetch:
+		return t.Fetch
+	case ConsumerTransform:
+		return t.Transform
+	case ConsumerCombine:
+		return t.Combine
+	}
+	return nil
+}
+
 func consumer(ctx context.Context, js jetstream.JetStream, stream, name string, w Window) (jetstream.Consumer, error) {
 	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       name,

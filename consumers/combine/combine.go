@@ -1,0 +1,374 @@
+// Package combine is the combine stage: it assembles record batches into
+// chunk files (Parquet or JSON lines) and commits each chunk exactly once —
+// file, then manifest entry, then acknowledgements — so a dataset grows while
+// the stream runs and a trainer never sees a duplicate, a hole or a
+// half-written file.
+//
+// A chunk's commit point is the creation of its entry in the manifest
+// key-value bucket. Every entry lists the batches (source and part) it holds;
+// a redelivered batch that an entry already lists is acknowledged without
+// being written again.
+package combine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// errStopped is returned to handlers that arrive after the combiner stopped;
+// the runner hands their messages back.
+var errStopped = errors.New("combine stopped")
+
+// Combiner is the combine stage. Run it with Run and hand its Handle to a
+// runner.Runner on the combine consumer.
+type Combiner struct {
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	cfg Config
+
+	ready chan struct{} // closed once the ledger is loaded
+	mu    sync.Mutex
+	sets  map[string]*dataset
+	done  bool
+	wg    sync.WaitGroup // flushes started by the timer
+}
+
+// New returns a combiner writing under cfg.Out and committing to kv (the
+// manifest bucket). It starts nothing.
+func New(js jetstream.JetStream, kv jetstream.KeyValue, cfg Config) (*Combiner, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Combiner{js: js, kv: kv, cfg: cfg, ready: make(chan struct{}), sets: map[string]*dataset{}}, nil
+}
+
+// dataset is one dataset's state: what is committed and what is filling.
+type dataset struct {
+	name   string
+	dir    string
+	commit sync.Mutex // serialises commits, so sequence order is file order
+
+	// Guarded by Combiner.mu.
+	committed map[string]bool     // part keys in committed chunks
+	held      map[string]*pending // part keys in the filling or committing chunks
+	filling   *pending
+	nextSeq   uint64
+	chunks    []*wire.Chunk
+	schema    []wire.Field
+}
+
+// pending is a chunk being filled; its waiters learn the commit's result.
+type pending struct {
+	batches []*wire.RecordBatch
+	rows    int
+	bytes   int64
+	oldest  time.Time
+	last    time.Time
+	done    chan struct{}
+	err     error
+}
+
+func newPending() *pending { return &pending{done: make(chan struct{})} }
+
+// Run loads the committed chunks, then flushes chunks that grow old or idle
+// until ctx ends; then it flushes what is pending and returns.
+func (c *Combiner) Run(ctx context.Context) error {
+	if err := os.MkdirAll(c.cfg.Out, 0o755); err != nil {
+		return fmt.Errorf("combine: %w", err)
+	}
+	if err := c.load(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
+	close(c.ready)
+	tick := time.NewTicker(min(c.cfg.Idle, c.cfg.MaxAge) / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.mu.Lock()
+			c.done = true
+			var flush []func()
+			for _, ds := range c.sets {
+				if f := c.detach(ds); f != nil {
+					flush = append(flush, f)
+				}
+			}
+			c.mu.Unlock()
+			for _, f := range flush {
+				f()
+			}
+			c.wg.Wait()
+			return nil
+		case now := <-tick.C:
+			c.mu.Lock()
+			for _, ds := range c.sets {
+				p := ds.filling
+				if p == nil || (now.Sub(p.oldest) < c.cfg.MaxAge && now.Sub(p.last) < c.cfg.Idle) {
+					continue
+				}
+				if f := c.detach(ds); f != nil {
+					c.wg.Go(f)
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// load reads every committed chunk entry into the ledger and removes chunk
+// files that no entry lists (a crash between write and commit leaves them).
+func (c *Combiner) load(ctx context.Context) error {
+	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("combine: read manifest: %w", err)
+	}
+	defer w.Stop()
+	var chunks []*wire.Chunk
+	for e := range w.Updates() {
+		if e == nil {
+			break // every committed entry has been read
+		}
+		var ch wire.Chunk
+		if err := wire.Decode(e.Value(), &ch); err != nil {
+			return fmt.Errorf("combine: manifest entry %s: %w", e.Key(), err)
+		}
+		chunks = append(chunks, &ch)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	slices.SortFunc(chunks, func(a, b *wire.Chunk) int {
+		return cmp.Or(strings.Compare(a.Dataset, b.Dataset), cmp.Compare(a.Seq, b.Seq))
+	})
+	for _, ch := range chunks {
+		c.apply(c.dataset(ch.Dataset), ch)
+	}
+	for _, ds := range c.sets {
+		if err := c.clean(ds); err != nil {
+			return err
+		}
+		if err := c.writeManifest(ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dataset returns the state of name, creating it. Callers hold c.mu or run before Run's loop.
+func (c *Combiner) dataset(name string) *dataset {
+	ds := c.sets[name]
+	if ds == nil {
+		ds = &dataset{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, nextSeq: 1}
+		c.sets[name] = ds
+	}
+	return ds
+}
+
+// apply records a committed chunk in the ledger. Callers hold c.mu.
+func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) {
+	for _, p := range ch.Parts {
+		ds.committed[wire.PartKey(p.SourceID, p.Part)] = true
+	}
+	if ch.Seq >= ds.nextSeq {
+		ds.nextSeq = ch.Seq + 1
+	}
+	if ch.Records > 0 {
+		ds.chunks = append(ds.chunks, ch)
+		ds.schema = chunk.MergeSchema(ds.schema, ch.Schema)
+	}
+}
+
+// clean removes files in the dataset's folder that are neither listed chunks
+// nor the manifest: leftovers of a crash before a commit.
+func (c *Combiner) clean(ds *dataset) error {
+	entries, err := os.ReadDir(ds.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("combine: clean %s: %w", ds.dir, err)
+	}
+	listed := map[string]bool{ManifestFile: true}
+	for _, ch := range ds.chunks {
+		listed[ch.File] = true
+	}
+	for _, e := range entries {
+		if e.IsDir() || listed[e.Name()] {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "chunk-") || strings.HasPrefix(e.Name(), ".tmp-") {
+			c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())
+			if err := os.Remove(filepath.Join(ds.dir, e.Name())); err != nil {
+				return fmt.Errorf("combine: clean %s: %w", ds.dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Handle adds a record batch to its dataset's filling chunk and returns once
+// that chunk is committed, so the runner acks only committed batches.
+func (c *Combiner) Handle(ctx context.Context, m *runner.Msg) error {
+	var b wire.RecordBatch
+	if err := wire.Decode(m.Data, &b); err != nil {
+		return runner.Permanent(fmt.Errorf("malformed record batch: %w", err))
+	}
+	if b.Dataset == "" {
+		b.Dataset = m.Dataset
+	}
+	if !wire.ValidDataset(b.Dataset) {
+		return runner.Permanent(fmt.Errorf("record batch: invalid dataset name %q", b.Dataset))
+	}
+	if err := checkBatch(&b); err != nil {
+		return runner.Permanent(fmt.Errorf("record batch %s: %w", b.PartKey(), err))
+	}
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	key := b.PartKey()
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return errStopped
+	}
+	ds := c.dataset(b.Dataset)
+	if ds.committed[key] {
+		c.mu.Unlock()
+		return nil // a redelivery of a batch already in a chunk
+	}
+	if held := ds.held[key]; held != nil {
+		// Redelivered while held (AckWait ran out): wait for the same commit.
+		c.mu.Unlock()
+		return wait(ctx, held)
+	}
+	var flushes []func()
+	p := ds.filling
+	size := batchBytes(&b)
+	if p != nil && p.rows > 0 && (p.rows+b.Rows > c.cfg.ChunkRecords || p.bytes+size > c.cfg.ChunkBytes) {
+		flushes = append(flushes, c.detach(ds))
+		p = nil
+	}
+	if p == nil {
+		p = newPending()
+		p.oldest = time.Now()
+		ds.filling = p
+	}
+	p.batches = append(p.batches, &b)
+	ds.held[key] = p
+	p.rows += b.Rows
+	p.bytes += size
+	p.last = time.Now()
+	if p.rows >= c.cfg.ChunkRecords || p.bytes >= c.cfg.ChunkBytes || len(p.batches) >= c.cfg.MaxHeld {
+		flushes = append(flushes, c.detach(ds))
+	}
+	c.mu.Unlock()
+	for _, f := range flushes {
+		f()
+	}
+	return wait(ctx, p)
+}
+
+func wait(ctx context.Context, p *pending) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// detach takes the filling chunk off ds and returns the func that commits it,
+// or nil when nothing is filling. Callers hold c.mu.
+func (c *Combiner) detach(ds *dataset) func() {
+	p := ds.filling
+	if p == nil {
+		return nil
+	}
+	ds.filling = nil
+	return func() {
+		p.err = c.commit(ds, p)
+		if p.err != nil {
+			c.cfg.Logger.Error("commit chunk", "dataset", ds.name, "batches", len(p.batches), "err", p.err)
+		}
+		c.mu.Lock()
+		for _, b := range p.batches {
+			delete(ds.held, b.PartKey())
+		}
+		c.mu.Unlock()
+		close(p.done)
+	}
+}
+
+func checkBatch(b *wire.RecordBatch) error {
+	if b.SourceID == "" {
+		return errors.New("no source id")
+	}
+	if b.Rows < 0 || b.Part < 0 {
+		return fmt.Errorf("negative rows %d or part %d", b.Rows, b.Part)
+	}
+	for i := range b.Columns {
+		col := &b.Columns[i]
+		if col.Len() != b.Rows {
+			return fmt.Errorf("column %q holds %d values for %d rows", col.Name, col.Len(), b.Rows)
+		}
+		if len(col.Nulls) != 0 && len(col.Nulls) != b.Rows {
+			return fmt.Errorf("column %q has %d null flags for %d rows", col.Name, len(col.Nulls), b.Rows)
+		}
+	}
+	return nil
+}
+
+// batchBytes estimates the bytes of a batch's values.
+func batchBytes(b *wire.RecordBatch) int64 {
+	var n int64
+	for i := range b.Columns {
+		col := &b.Columns[i]
+		switch col.Type {
+		case wire.TypeString:
+			for _, s := range col.Strings {
+				n += int64(len(s))
+			}
+		case wire.TypeBool:
+			n += int64(len(col.Bools))
+		default:
+			n += 8 * int64(col.Len())
+		}
+	}
+	return n
+}
+
+// DatasetDir returns the folder of a dataset under out.
+func DatasetDir(out, dataset string) string { return filepath.Join(out, dataset) }
+
+// subjectOf returns the chunk event subject of a dataset.
+func subjectOf(dataset string) string { return topology.Subject(topology.SubjectChunks, dataset) }
+
+// Annotate adds the batch's source id and URL to a dead letter.
+func (c *Combiner) Annotate(m *runner.Msg, dl *wire.DeadLetter) {
+	var b wire.RecordBatch
+	if wire.Decode(m.Data, &b) == nil {
+		dl.SourceID, dl.URL = b.SourceID, b.URL
+	}
+}

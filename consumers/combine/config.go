@@ -1,0 +1,98 @@
+package combine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/trainfeed/trainfeed/internal/chunk"
+)
+
+// Config shapes the combine stage.
+type Config struct {
+	// Out is the folder datasets are written to, one sub-folder each.
+	Out string
+	// Format of chunk files. Default Parquet.
+	Format chunk.Format
+	// ChunkRecords flushes a chunk once it holds this many records. Batches
+	// are never split, so a chunk holds at most ChunkRecords records unless a
+	// single batch is larger. Default 10,000.
+	ChunkRecords int
+	// ChunkBytes flushes a chunk once its values reach about this many bytes. Default 64 MiB.
+	ChunkBytes int64
+	// MaxAge flushes a chunk when its oldest record has waited this long, so
+	// data reaches trainers while a slow stream runs. Default 5s.
+	MaxAge time.Duration
+	// Idle flushes a chunk when no batch has arrived for this long: the input
+	// has ended, for now. Default 250ms.
+	Idle time.Duration
+	// MaxHeld flushes a chunk once it holds this many messages; keep it at or
+	// below half the combine consumer's ack window so the next chunk can fill
+	// while one commits. Default 512.
+	MaxHeld int
+	// Logger receives commit lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the settings combine runs with unless told otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Format:       chunk.Parquet,
+		ChunkRecords: 10_000,
+		ChunkBytes:   64 << 20,
+		MaxAge:       5 * time.Second,
+		Idle:         250 * time.Millisecond,
+		MaxHeld:      512,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Format == "" {
+		c.Format = d.Format
+	}
+	if c.ChunkRecords == 0 {
+		c.ChunkRecords = d.ChunkRecords
+	}
+	if c.ChunkBytes == 0 {
+		c.ChunkBytes = d.ChunkBytes
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = d.MaxAge
+	}
+	if c.Idle == 0 {
+		c.Idle = d.Idle
+	}
+	if c.MaxHeld == 0 {
+		c.MaxHeld = d.MaxHeld
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if c.Out == "" {
+		return errors.New("combine: output folder is required")
+	}
+	if _, err := chunk.ParseFormat(string(c.Format)); err != nil {
+		return fmt.Errorf("combine: %w", err)
+	}
+	if c.ChunkRecords < 1 {
+		return fmt.Errorf("combine: chunk records %d must be positive", c.ChunkRecords)
+	}
+	if c.ChunkBytes < 1 {
+		return fmt.Errorf("combine: chunk bytes %d must be positive", c.ChunkBytes)
+	}
+	if c.MaxAge <= 0 || c.Idle <= 0 {
+		return fmt.Errorf("combine: max age %s and idle %s must be positive", c.MaxAge, c.Idle)
+	}
+	if c.MaxHeld < 1 {
+		return fmt.Errorf("combine: max held %d must be positive", c.MaxHeld)
+	}
+	return nil
+}

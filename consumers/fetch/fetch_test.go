@@ -1,0 +1,539 @@
+package fetch_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/consumers/fetch"
+	"github.com/trainfeed/trainfeed/internal/natstest"
+	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// env is a real JetStream server with trainfeed's topology.
+type env struct {
+	js   jetstream.JetStream
+	topo *topology.Topology
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
+	require.NoError(t, err)
+	return &env{js: js, topo: topo}
+}
+
+func (e *env) handler(t *testing.T, cfg fetch.Config) *fetch.Handler {
+	t.Helper()
+	h, err := fetch.New(e.js, e.topo.Bodies, cfg)
+	require.NoError(t, err)
+	t.Cleanup(h.Close)
+	return h
+}
+
+// fetched returns the last Fetched published for dataset, or false.
+func (e *env) fetched(t *testing.T, dataset string) (wire.Fetched, bool) {
+	t.Helper()
+	s, err := e.js.Stream(context.Background(), topology.StreamFetched)
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(context.Background(), topology.Subject(topology.SubjectFetched, dataset))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return wire.Fetched{}, false
+	}
+	require.NoError(t, err)
+	var f wire.Fetched
+	require.NoError(t, wire.Decode(raw.Data, &f))
+	return f, true
+}
+
+func (e *env) object(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := e.topo.Bodies.GetBytes(context.Background(), name)
+	require.NoError(t, err)
+	return b
+}
+
+var seq atomic.Uint64
+
+// msg returns src as the runner hands it to a handler, on dataset's subject.
+func msg(t *testing.T, dataset string, src wire.Source) *runner.Msg {
+	t.Helper()
+	data, err := wire.Encode(&src)
+	require.NoError(t, err)
+	return &runner.Msg{
+		Subject: topology.Subject(topology.SubjectSources, dataset), Dataset: dataset,
+		Data: data, Delivered: 1, StreamSeq: seq.Add(1),
+	}
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func hexSHA(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// misbehaving is an HTTP server with one route per way a download can go.
+func misbehaving(t *testing.T, small, big []byte) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	serve := func(b []byte, ct string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if ct != "" {
+				w.Header().Set("Content-Type", ct)
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			_, _ = w.Write(b)
+		}
+	}
+	mux.HandleFunc("/small.csv", serve(small, "text/csv"))
+	mux.HandleFunc("/big.bin", serve(big, "application/octet-stream"))
+	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.PathValue("code"))
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "2")
+		}
+		http.Error(w, "nope", code)
+	})
+	mux.HandleFunc("/truncated", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("0123456789"))
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		conn, _, err := rc.Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	mux.HandleFunc("/huge-length", serve(make([]byte, 2<<20), ""))
+	mux.HandleFunc("/huge-chunked", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		block := make([]byte, 64<<10)
+		for range 32 { // 2 MiB, no Content-Length
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+	})
+	mux.HandleFunc("/idle", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("id,name\n"))
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	mux.HandleFunc("/gzip", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "gzip" {
+			http.Error(w, "client did not accept gzip", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "text/csv")
+		zw := gzip.NewWriter(w)
+		_, _ = zw.Write(small)
+		_ = zw.Close()
+	})
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t0ken" || r.UserAgent() != "trainfeed/0.1" {
+			http.Error(w, "wrong headers", http.StatusForbidden)
+			return
+		}
+		_, _ = w.Write(small)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type outcome int
+
+const (
+	ok outcome = iota
+	transient
+	permanent
+)
+
+func (o outcome) check(t *testing.T, err error) {
+	t.Helper()
+	switch o {
+	case ok:
+		require.NoError(t, err)
+	case transient:
+		require.Error(t, err)
+		require.False(t, runner.IsPermanent(err), "want a transient error, got permanent: %v", err)
+	case permanent:
+		require.Error(t, err)
+		require.True(t, runner.IsPermanent(err), "want a permanent error, got transient: %v", err)
+	}
+}
+
+func TestHandleHTTP(t *testing.T) {
+	e := newEnv(t)
+	small := randomBytes(300<<10, 1)
+	big := randomBytes(20<<20, 2)
+	srv := misbehaving(t, small, big)
+	spoolDir := t.TempDir()
+	base := fetch.Config{SpoolMemory: 1 << 20, SpoolDir: spoolDir}
+
+	tests := []struct {
+		name     string
+		path     string
+		headers  map[string]string
+		cfg      func(*fetch.Config)
+		want     outcome
+		wantErr  string // in the error
+		wantBody []byte
+		wantCT   string
+	}{
+		{name: "small body", path: "/small.csv", wantBody: small, wantCT: "text/csv"},
+		{name: "body larger than spool memory", path: "/big.bin", wantBody: big, wantCT: "application/octet-stream"},
+		{name: "gzip decoded", path: "/gzip", wantBody: small, wantCT: "text/csv"},
+		{name: "source headers sent", path: "/headers", headers: map[string]string{"Authorization": "Bearer t0ken"}, wantBody: small,
+			wantCT: "application/octet-stream"}, // sniffed by net/http's server
+		{name: "404", path: "/status/404", want: permanent, wantErr: "404 Not Found"},
+		{name: "403", path: "/status/403", want: permanent, wantErr: "403 Forbidden"},
+		{name: "503", path: "/status/503", want: transient, wantErr: "503 Service Unavailable"},
+		{name: "429", path: "/status/429", want: transient, wantErr: "429 Too Many Requests"},
+		{name: "408", path: "/status/408", want: transient},
+		{name: "truncated body", path: "/truncated", want: transient, wantErr: "unexpected EOF"},
+		{
+			name: "Content-Length over max", path: "/huge-length", want: permanent, wantErr: "body larger than 1048576 bytes",
+			cfg: func(c *fetch.Config) { c.MaxBodyBytes = 1 << 20 },
+		},
+		{
+			name: "chunked body over max", path: "/huge-chunked", want: permanent, wantErr: "body larger than 1048576 bytes",
+			cfg: func(c *fetch.Config) { c.MaxBodyBytes = 1 << 20 },
+		},
+		{
+			name: "idle body", path: "/idle", want: transient, wantErr: "no data for 300ms",
+			cfg: func(c *fetch.Config) { c.IdleBodyTimeout = 300 * time.Millisecond },
+		},
+		{
+			name: "whole fetch timeout", path: "/idle", want: transient, wantErr: "deadline exceeded",
+			cfg: func(c *fetch.Config) { c.Timeout = 300 * time.Millisecond },
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := base
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			h := e.handler(t, cfg)
+			dataset := fmt.Sprintf("http%d", i)
+			src := wire.Source{ID: fmt.Sprintf("http-%d", i), URL: srv.URL + tt.path, Format: "csv", Headers: tt.headers}
+			start := time.Now()
+			err := h.Handle(context.Background(), msg(t, dataset, src))
+			tt.want.check(t, err)
+			require.Less(t, time.Since(start), 4*time.Second)
+			f, published := e.fetched(t, dataset)
+			if tt.want != ok {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.False(t, published, "a failed fetch must publish nothing")
+				return
+			}
+			require.True(t, published)
+			sum := hexSHA(tt.wantBody)
+			assert.Equal(t, src.ID, f.SourceID)
+			assert.Equal(t, dataset, f.Dataset)
+			assert.Equal(t, src.URL, f.URL)
+			assert.Equal(t, "csv", f.Format)
+			assert.Equal(t, "sha256/"+sum, f.Object)
+			assert.Equal(t, sum, f.SHA256)
+			assert.Equal(t, int64(len(tt.wantBody)), f.Size)
+			assert.Equal(t, tt.wantCT, f.ContentType)
+			assert.False(t, f.FromCache)
+			assert.WithinDuration(t, time.Now(), f.FetchedAt, 30*time.Second)
+			require.True(t, bytes.Equal(tt.wantBody, e.object(t, f.Object)), "stored body differs")
+			left, err := os.ReadDir(spoolDir)
+			require.NoError(t, err)
+			require.Empty(t, left, "spool files must be removed")
+		})
+	}
+}
+
+func TestHandleSourceIdentity(t *testing.T) {
+	e := newEnv(t)
+	srv := misbehaving(t, []byte("a,b\n1,2\n"), nil)
+	h := e.handler(t, fetch.Config{})
+
+	// No id: named after the stream sequence. Another dataset: the subject wins.
+	m := msg(t, "subjectds", wire.Source{Dataset: "otherds", URL: srv.URL + "/small.csv"})
+	require.NoError(t, h.Handle(context.Background(), m))
+	f, published := e.fetched(t, "subjectds")
+	require.True(t, published)
+	require.Equal(t, fmt.Sprintf("s%d", m.StreamSeq), f.SourceID)
+	require.Equal(t, "subjectds", f.Dataset)
+	_, published = e.fetched(t, "otherds")
+	require.False(t, published)
+
+	// A JSON source, as any NATS client may publish it.
+	j := &runner.Msg{
+		Subject: topology.Subject(topology.SubjectSources, "jsonds"), Dataset: "jsonds", StreamSeq: 7,
+		Data: []byte(`{"id":"j1","url":"` + srv.URL + `/small.csv"}`),
+	}
+	require.NoError(t, h.Handle(context.Background(), j))
+	f, published = e.fetched(t, "jsonds")
+	require.True(t, published)
+	require.Equal(t, "j1", f.SourceID)
+}
+
+func TestHandleStoresSameBodyOnce(t *testing.T) {
+	e := newEnv(t)
+	body := randomBytes(200<<10, 3)
+	srv := misbehaving(t, body, nil)
+	h := e.handler(t, fetch.Config{})
+	ctx := context.Background()
+
+	require.NoError(t, h.Handle(ctx, msg(t, "dup", wire.Source{ID: "one", URL: srv.URL + "/small.csv"})))
+	require.NoError(t, h.Handle(ctx, msg(t, "dup", wire.Source{ID: "two", URL: srv.URL + "/headers?x=1",
+		Headers: map[string]string{"Authorization": "Bearer t0ken"}})))
+
+	s, err := e.js.Stream(ctx, topology.StreamFetched)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, info.State.Msgs, "each source gets its Fetched")
+
+	objects, err := e.topo.Bodies.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, objects, 1)
+	require.Equal(t, "sha256/"+hexSHA(body), objects[0].Name)
+	require.Equal(t, "text/csv", objects[0].Headers.Get("Content-Type"))
+}
+
+func TestHandleLocal(t *testing.T) {
+	e := newEnv(t)
+	root := t.TempDir()
+	outside := t.TempDir()
+	content := []byte("id,name\n1,ada\n2,grace\n")
+	require.NoError(t, os.Mkdir(filepath.Join(root, "data"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "data", "a.csv"), content, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.csv"), []byte("top secret"), 0o644))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "secret.csv"), filepath.Join(root, "escape.csv")))
+	require.NoError(t, os.Symlink(filepath.Join(root, "data", "a.csv"), filepath.Join(root, "inside.csv")))
+	inRoot := filepath.Join(root, "data", "a.csv")
+
+	h := e.handler(t, fetch.Config{Root: root})
+	noRoot := e.handler(t, fetch.Config{})
+
+	tests := []struct {
+		name    string
+		h       *fetch.Handler
+		url     string
+		data    []byte // raw message data instead of a source with url
+		want    outcome
+		wantErr string
+	}{
+		{name: "file URL", url: "file://" + inRoot},
+		{name: "absolute path", url: inRoot},
+		{name: "relative path", url: "data/a.csv"},
+		{name: "dot path", url: "./data/../data/a.csv"},
+		{name: "symlink inside root", url: "inside.csv"},
+		{name: "relative path escaping root", url: "../" + filepath.Base(outside) + "/secret.csv", want: permanent, wantErr: "outside the root"},
+		{name: "absolute path outside root", url: filepath.Join(outside, "secret.csv"), want: permanent, wantErr: "outside the root"},
+		{name: "file URL outside root", url: "file://" + filepath.Join(outside, "secret.csv"), want: permanent, wantErr: "outside the root"},
+		{name: "symlink escaping root", url: "escape.csv", want: permanent, wantErr: "outside the root"},
+		{name: "missing file", url: "data/nope.csv", want: permanent, wantErr: "no such file"},
+		{name: "folder", url: "data", want: permanent, wantErr: "is a folder"},
+		{name: "file URL with a host", url: "file://example.com/data/a.csv", want: permanent, wantErr: "host"},
+		{name: "no root configured", h: noRoot, url: inRoot, want: permanent, wantErr: "not allowed"},
+		{name: "ftp", url: "ftp://x/y.csv", want: permanent, wantErr: `unsupported scheme "ftp"`},
+		{name: "other scheme", url: "mailto:someone@example.com", want: permanent, wantErr: "unsupported scheme"},
+		{name: "http without host", url: "http:///a.csv", want: permanent, wantErr: "no host"},
+		{name: "unparsable URL", url: "http://[::1/a.csv", want: permanent, wantErr: "unsupported URL"},
+		{name: "garbage JSON", data: []byte(`{"url": "http://x/`), want: permanent, wantErr: "malformed source"},
+		{name: "garbage msgpack", data: []byte{0xc1, 0x00, 0x13}, want: permanent, wantErr: "malformed source"},
+		{name: "no url", data: []byte(`{"id":"x"}`), want: permanent, wantErr: "no url"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hh := tt.h
+			if hh == nil {
+				hh = h
+			}
+			dataset := fmt.Sprintf("local%d", i)
+			m := msg(t, dataset, wire.Source{ID: fmt.Sprintf("local-%d", i), URL: tt.url})
+			if tt.data != nil {
+				m.Data = tt.data
+			}
+			err := hh.Handle(context.Background(), m)
+			tt.want.check(t, err)
+			f, published := e.fetched(t, dataset)
+			if tt.want != ok {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.NotContains(t, err.Error(), "top secret", "errors never hold file content")
+				require.False(t, published)
+				return
+			}
+			require.True(t, published)
+			require.Equal(t, hexSHA(content), f.SHA256)
+			require.Equal(t, int64(len(content)), f.Size)
+			require.Equal(t, mime.TypeByExtension(".csv"), f.ContentType)
+			require.Equal(t, content, e.object(t, f.Object))
+		})
+	}
+}
+
+func TestHandleUntrustedCertificateIsPermanent(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("x"))
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake fails on purpose
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	err := e.handler(t, fetch.Config{}).Handle(context.Background(), msg(t, "tls", wire.Source{URL: srv.URL + "/a.csv"}))
+	permanent.check(t, err)
+	require.ErrorContains(t, err, "certificate")
+}
+
+func TestConfigValidate(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	tests := []struct {
+		name    string
+		cfg     fetch.Config
+		wantErr string
+	}{
+		{name: "zero is valid", cfg: fetch.Config{}},
+		{name: "root", cfg: fetch.Config{Root: t.TempDir(), SpoolDir: t.TempDir()}},
+		{name: "negative max body", cfg: fetch.Config{MaxBodyBytes: -1}, wantErr: "max body bytes"},
+		{name: "negative timeout", cfg: fetch.Config{IdleBodyTimeout: -time.Second}, wantErr: "idle body timeout"},
+		{name: "negative conns", cfg: fetch.Config{MaxConnsPerHost: -1}, wantErr: "max conns per host"},
+		{name: "missing root", cfg: fetch.Config{Root: filepath.Join(file, "nope")}, wantErr: "root"},
+		{name: "root is a file", cfg: fetch.Config{Root: file}, wantErr: "not a folder"},
+		{name: "spool dir is a file", cfg: fetch.Config{SpoolDir: file}, wantErr: "not a folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+// TestRunnerRetries runs the handler under a real runner on the topology's
+// fetch consumer: 503s are retried with backoff, a 429's Retry-After is
+// honoured, a 404 is dead-lettered with the source's id and URL.
+func TestRunnerRetries(t *testing.T) {
+	e := newEnv(t)
+	body := []byte("id\n1\n")
+	var mu sync.Mutex
+	hits := map[string][]time.Time{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path] = append(hits[r.URL.Path], time.Now())
+		n := len(hits[r.URL.Path])
+		mu.Unlock()
+		switch {
+		case r.URL.Path == "/flaky" && n <= 2:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		case r.URL.Path == "/limited" && n == 1:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case r.URL.Path == "/gone":
+			http.NotFound(w, r)
+		default:
+			_, _ = w.Write(body)
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	h := e.handler(t, fetch.Config{})
+	run, err := runner.New(e.js, e.topo.Fetch, h, runner.Config{
+		Stage: topology.ConsumerFetch, BackoffBase: 20 * time.Millisecond, Annotate: h.Annotate,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+
+	for _, src := range []wire.Source{
+		{ID: "flaky", URL: srv.URL + "/flaky"},
+		{ID: "limited", URL: srv.URL + "/limited"},
+		{ID: "gone", URL: srv.URL + "/gone"},
+	} {
+		data, err := wire.Encode(&src)
+		require.NoError(t, err)
+		_, err = e.js.Publish(ctx, topology.Subject(topology.SubjectSources, "e2e"), data)
+		require.NoError(t, err)
+	}
+
+	stats := run.Stats()
+	require.Eventually(t, func() bool {
+		return stats.Acked.Load() == 2 && stats.DeadLettered.Load() == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 3, stats.Retried.Load(), "two 503s and one 429")
+
+	mu.Lock()
+	require.Len(t, hits["/flaky"], 3)
+	require.Len(t, hits["/limited"], 2)
+	require.GreaterOrEqual(t, hits["/limited"][1].Sub(hits["/limited"][0]), 900*time.Millisecond,
+		"Retry-After: 1 must delay the retry, not the 20ms backoff")
+	require.Less(t, hits["/flaky"][2].Sub(hits["/flaky"][0]), 900*time.Millisecond)
+	mu.Unlock()
+
+	s, err := e.js.Stream(ctx, topology.StreamFetched)
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, info.State.Msgs, "one Fetched for each source that succeeded")
+
+	dlq, err := e.js.Stream(ctx, topology.StreamDLQ)
+	require.NoError(t, err)
+	raw, err := dlq.GetLastMsgForSubject(ctx, topology.DLQSubject(topology.ConsumerFetch, "e2e"))
+	require.NoError(t, err)
+	var dl wire.DeadLetter
+	require.NoError(t, wire.Decode(raw.Data, &dl))
+	require.Equal(t, "gone", dl.SourceID)
+	require.Equal(t, srv.URL+"/gone", dl.URL)
+	require.Contains(t, dl.Error, "404 Not Found")
+}

@@ -1,0 +1,172 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trainfeed/trainfeed/internal/embedded"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/producers"
+)
+
+// Job is one `trainfeed run`: an embedded JetStream, the three stages, a
+// list of sources published and followed to their end.
+type Job struct {
+	// StoreDir holds the embedded server's JetStream files.
+	StoreDir string
+	// Dataset is the dataset of sources that name none.
+	Dataset  string
+	Topology topology.Config
+	Stages   Config
+	// Progress, if set, is called every ProgressEvery while the job runs.
+	Progress      func(done, total int, records int64)
+	ProgressEvery time.Duration
+	Logger        *slog.Logger
+}
+
+// Run starts everything, publishes the entries (bad ones fail at once),
+// waits until each source is in a chunk or dead-lettered, stops everything
+// cleanly and returns the summary. If ctx ends first it stops the same way
+// and returns the summary so far with ctx's error.
+func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, error) {
+	if j.Logger == nil {
+		j.Logger = slog.Default()
+	}
+	j.Stages.Logger = j.Logger
+	srv, err := embedded.Start(embedded.Config{StoreDir: j.StoreDir})
+	if err != nil {
+		return Summary{}, err
+	}
+	defer srv.Close()
+	nc, err := srv.Connect()
+	if err != nil {
+		return Summary{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return Summary{}, fmt.Errorf("jetstream: %w", err)
+	}
+	topo, err := topology.Ensure(ctx, js, j.Topology)
+	if err != nil {
+		return Summary{}, err
+	}
+	stages, err := New(topo, j.Stages)
+	if err != nil {
+		return Summary{}, err
+	}
+	pub, err := producers.NewPublisher(js, j.Dataset)
+	if err != nil {
+		return Summary{}, err
+	}
+
+	// Sources get IDs stable across runs of the same file, so a rerun (after
+	// a crash, say) adds nothing twice.
+	tracked := make([]Tracked, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		if e.Source.Dataset == "" {
+			e.Source.Dataset = j.Dataset
+		}
+		if e.Source.ID == "" {
+			e.Source.ID = producers.StableID(e.Source.Dataset, e.Source.URL, e.Line)
+		}
+		url := e.Source.URL
+		if url == "" {
+			url = e.Text
+		}
+		tracked = append(tracked, Tracked{ID: e.Source.ID, Dataset: e.Source.Dataset, URL: url})
+	}
+	tracker := NewTracker(js, tracked)
+	if err := tracker.Start(ctx); err != nil {
+		return Summary{}, err
+	}
+
+	// The stages outlive ctx so they can drain; if they stop by themselves,
+	// the wait ends with their error.
+	waitCtx, cancelWait := context.WithCancelCause(ctx)
+	defer cancelWait(nil)
+	stageCtx, stopStages := context.WithCancel(context.WithoutCancel(ctx))
+	stagesDone := make(chan struct{})
+	var stagesErr error
+	go func() {
+		defer close(stagesDone)
+		stagesErr = stages.Run(stageCtx)
+		if stageCtx.Err() == nil {
+			cancelWait(fmt.Errorf("stages stopped: %w", stagesErr))
+		}
+	}()
+	defer func() {
+		stopStages()
+		<-stagesDone
+		if stagesErr != nil {
+			j.Logger.Error("stages", "err", stagesErr)
+		}
+		_ = nc.Drain()
+	}()
+
+	var wg sync.WaitGroup // publishing and progress
+	wg.Go(func() { j.publish(waitCtx, pub, entries, tracker) })
+
+	if j.Progress != nil {
+		every := j.ProgressEvery
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		wg.Go(func() {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					j.Progress(tracker.Progress())
+				case <-waitCtx.Done():
+					return
+				}
+			}
+		})
+	}
+
+	sum, err := tracker.Wait(waitCtx)
+	if err != nil {
+		err = context.Cause(waitCtx)
+	}
+	cancelWait(nil)
+	wg.Wait()
+	return sum, err
+}
+
+// publish publishes every valid entry; a bad line or a refused publish fails
+// its source at once.
+func (j *Job) publish(ctx context.Context, pub *producers.Publisher, entries []producers.Entry, tracker *Tracker) {
+	for _, e := range entries {
+		if e.Err != nil {
+			tracker.Fail(e.Source.ID, "parse", e.Err.Error())
+			continue
+		}
+		for attempt := 1; ; attempt++ {
+			_, err := pub.Publish(ctx, e.Source)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// A full stream (discard new) pushes back: wait and retry.
+			var apiErr *jetstream.APIError
+			full := errors.As(err, &apiErr) || errors.Is(err, nats.ErrTimeout)
+			if !full || attempt >= 30 {
+				tracker.Fail(e.Source.ID, "publish", err.Error())
+				break
+			}
+			time.Sleep(time.Duration(min(attempt, 10)) * 200 * time.Millisecond)
+		}
+	}
+}

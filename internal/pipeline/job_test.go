@@ -1,0 +1,211 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/pipeline"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/producers"
+)
+
+// csvServer serves /src/<n>.csv: rows ids n*rows .. n*rows+rows-1.
+func csvServer(t *testing.T, rows int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if _, err := fmt.Sscanf(r.URL.Path, "/src/%d.csv", &n); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		bw := bufio.NewWriter(w)
+		fmt.Fprintln(bw, "id,value,flag,text")
+		for i := range rows {
+			id := n*rows + i
+			fmt.Fprintf(bw, "%d,%g,%t,\"row %d, source %d\"\n", id, float64(id)/7, id%2 == 0, i, n)
+		}
+		bw.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newJob(t *testing.T, out string, f chunk.Format) *pipeline.Job {
+	t.Helper()
+	job := &pipeline.Job{StoreDir: filepath.Join(out, ".jetstream"), Dataset: "ds", Topology: topology.DefaultConfig()}
+	job.Stages.Fetch.Root = t.TempDir()
+	job.Stages.Combine = combine.DefaultConfig()
+	job.Stages.Combine.Out = out
+	job.Stages.Combine.Format = f
+	return job
+}
+
+func entries(t *testing.T, base string, n int, extra ...string) []producers.Entry {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%s/src/%d.csv\n", base, i)
+	}
+	for _, e := range extra {
+		b.WriteString(e + "\n")
+	}
+	es, err := producers.ReadSources(strings.NewReader(b.String()))
+	require.NoError(t, err)
+	return es
+}
+
+// readDataset checks the manifest against the files and returns every id in the dataset.
+func readDataset(t *testing.T, out, dataset string) (ids map[int64]int, m *combine.Manifest) {
+	t.Helper()
+	m, err := combine.ReadManifest(out, dataset)
+	require.NoError(t, err)
+	ids = map[int64]int{}
+	listed := map[string]bool{combine.ManifestFile: true}
+	var total int64
+	for _, ch := range m.Chunks {
+		listed[ch.File] = true
+		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
+		require.NoError(t, err)
+		sum := sha256.Sum256(data)
+		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), ch.File)
+		require.EqualValues(t, len(data), ch.Bytes, ch.File)
+		var n int64
+		switch m.Format {
+		case "jsonl":
+			sc := bufio.NewScanner(strings.NewReader(string(data)))
+			for sc.Scan() {
+				var rec map[string]any
+				require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+				id, err := strconv.ParseInt(fmt.Sprint(rec["id"]), 10, 64)
+				require.NoError(t, err)
+				ids[id]++
+				n++
+			}
+		case "parquet":
+			f, err := parquet.OpenFile(strings.NewReader(string(data)), int64(len(data)))
+			require.NoError(t, err)
+			col, ok := f.Schema().Lookup("id")
+			require.True(t, ok)
+			for _, rg := range f.RowGroups() {
+				rows := rg.Rows()
+				buf := make([]parquet.Row, 256)
+				for {
+					k, err := rows.ReadRows(buf)
+					for _, r := range buf[:k] {
+						ids[r[col.ColumnIndex].Int64()]++
+						n++
+					}
+					if err == io.EOF {
+						break
+					}
+					require.NoError(t, err)
+				}
+				rows.Close()
+			}
+		}
+		require.Equal(t, ch.Records, n, ch.File)
+		total += n
+	}
+	require.Equal(t, m.Records, total)
+	entriesOnDisk, err := os.ReadDir(filepath.Join(out, dataset))
+	require.NoError(t, err)
+	for _, e := range entriesOnDisk {
+		require.True(t, listed[e.Name()], "file %s is not in the manifest", e.Name())
+	}
+	return ids, m
+}
+
+func TestJobExactlyOnce(t *testing.T) {
+	for _, f := range []chunk.Format{chunk.JSONL, chunk.Parquet} {
+		t.Run(string(f), func(t *testing.T) {
+			const sources, rows = 200, 1000
+			srv := csvServer(t, rows)
+			out := t.TempDir()
+			job := newJob(t, out, f)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			sum, err := job.Run(ctx, entries(t, srv.URL, sources))
+			require.NoError(t, err)
+			require.Equal(t, sources, sum.OK, "%+v", sum.Outcomes[:min(3, len(sum.Outcomes))])
+			require.Zero(t, sum.Failed)
+			require.EqualValues(t, sources*rows, sum.Records)
+
+			ids, m := readDataset(t, out, "ds")
+			require.Len(t, ids, sources*rows)
+			for id, n := range ids {
+				require.Equal(t, 1, n, "id %d", id)
+				require.True(t, id >= 0 && id < sources*rows)
+			}
+			require.EqualValues(t, sources*rows, m.Records)
+			require.Equal(t, sum.Chunks, len(m.Chunks))
+			require.ElementsMatch(t, []string{"id", "value", "flag", "text"}, fieldNames(m))
+
+			// Running the same sources again adds nothing.
+			again, err := newJob(t, out, f).Run(ctx, entries(t, srv.URL, sources))
+			require.NoError(t, err)
+			require.Equal(t, sources, again.OK)
+			m2, err := combine.ReadManifest(out, "ds")
+			require.NoError(t, err)
+			require.Equal(t, len(m.Chunks), len(m2.Chunks))
+			require.Equal(t, m.Records, m2.Records)
+		})
+	}
+}
+
+func fieldNames(m *combine.Manifest) []string {
+	var names []string
+	for _, f := range m.Schema {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+func TestJobReportsFailuresAndKeepsTheRest(t *testing.T) {
+	srv := csvServer(t, 100)
+	out := t.TempDir()
+	job := newJob(t, out, chunk.JSONL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	es := entries(t, srv.URL, 5,
+		srv.URL+"/missing.csv",
+		"ftp://example.com/x.csv",
+		"{not json",
+		"/etc/passwd",
+	)
+	sum, err := job.Run(ctx, es)
+	require.NoError(t, err)
+	require.Equal(t, 5, sum.OK)
+	require.Equal(t, 4, sum.Failed)
+	require.EqualValues(t, 500, sum.Records)
+	reasons := map[string]string{}
+	for _, o := range sum.Outcomes[:4] {
+		require.True(t, o.Failed)
+		require.NotEmpty(t, o.Reason)
+		reasons[o.URL] = o.Stage + ": " + o.Reason
+	}
+	require.Contains(t, reasons[srv.URL+"/missing.csv"], "404")
+	require.Contains(t, reasons["ftp://example.com/x.csv"], "scheme")
+	require.Contains(t, reasons["{not json"], "parse: line 8")
+	require.Contains(t, reasons["/etc/passwd"], "fetch: ")
+	ids, _ := readDataset(t, out, "ds")
+	require.Len(t, ids, 500)
+}

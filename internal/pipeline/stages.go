@@ -1,0 +1,126 @@
+// Package pipeline wires trainfeed's three stages to their consumers and
+// follows a set of sources to their end: in a chunk, or dead-lettered.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/consumers/fetch"
+	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/topology"
+)
+
+// Config configures the stages that run in this process.
+type Config struct {
+	Fetch     fetch.Config
+	Transform transform.Config
+	Combine   combine.Config
+	// FetchWorkers, TransformWorkers: handler goroutines per stage. Defaults:
+	// the fetch window (I/O bound) and GOMAXPROCS (CPU bound).
+	FetchWorkers, TransformWorkers int
+	// Stages to run: any of "fetch", "transform", "combine". Empty: all three.
+	Stages []string
+	Logger *slog.Logger
+}
+
+// Stages is a set of stage runners sharing one topology.
+type Stages struct {
+	runners  map[string]*runner.Runner
+	combiner *combine.Combiner
+	fetcher  *fetch.Handler
+}
+
+// New builds the runners of the configured stages; it starts nothing.
+func New(t *topology.Topology, cfg Config) (*Stages, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	want := map[string]bool{}
+	for _, s := range cfg.Stages {
+		want[s] = true
+	}
+	all := len(want) == 0
+	s := &Stages{runners: map[string]*runner.Runner{}}
+	add := func(stage string, h runner.Handler, workers int, annotate runner.DeadLetterFunc) error {
+		r, err := runner.New(t.JS, t.ConsumerOf(stage), h, runner.Config{
+			Stage: stage, Workers: workers, Annotate: annotate, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		s.runners[stage] = r
+		return nil
+	}
+	if all || want[topology.ConsumerFetch] {
+		h, err := fetch.New(t.JS, t.Bodies, cfg.Fetch)
+		if err != nil {
+			return nil, err
+		}
+		s.fetcher = h
+		if err := add(topology.ConsumerFetch, h, cfg.FetchWorkers, h.Annotate); err != nil {
+			return nil, err
+		}
+	}
+	if all || want[topology.ConsumerTransform] {
+		h, err := transform.New(t.JS, t.Bodies, cfg.Transform)
+		if err != nil {
+			return nil, err
+		}
+		workers := cfg.TransformWorkers
+		if workers == 0 {
+			workers = runtime.GOMAXPROCS(0)
+		}
+		if err := add(topology.ConsumerTransform, h, workers, h.Annotate); err != nil {
+			return nil, err
+		}
+	}
+	if all || want[topology.ConsumerCombine] {
+		cfg.Combine.Logger = cfg.Logger
+		c, err := combine.New(t.JS, t.Manifest, cfg.Combine)
+		if err != nil {
+			return nil, err
+		}
+		s.combiner = c
+		if err := add(topology.ConsumerCombine, runner.HandlerFunc(c.Handle), 0, c.Annotate); err != nil {
+			return nil, err
+		}
+	}
+	for stage := range want {
+		if stage != topology.ConsumerFetch && stage != topology.ConsumerTransform && stage != topology.ConsumerCombine {
+			return nil, fmt.Errorf("unknown stage %q: want fetch, transform or combine", stage)
+		}
+	}
+	return s, nil
+}
+
+// Runner returns the runner of a stage, or nil when it does not run here.
+func (s *Stages) Runner(stage string) *runner.Runner { return s.runners[stage] }
+
+// Run runs every stage until ctx ends, then drains them: in-flight work is
+// finished and acked or handed back.
+func (s *Stages) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for stage, r := range s.runners {
+		g.Go(func() error {
+			if err := r.Run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", stage, err)
+			}
+			return nil
+		})
+	}
+	if s.combiner != nil {
+		g.Go(func() error { return s.combiner.Run(ctx) })
+	}
+	err := g.Wait()
+	if s.fetcher != nil {
+		s.fetcher.Close()
+	}
+	return err
+}

@@ -1,0 +1,96 @@
+// Package producers publishes source descriptions into trainfeed: a Go API
+// (Publisher) and a reader for sources files, one source per line.
+//
+// Anything that can publish to NATS can be a producer too: a JSON object
+// such as {"url": "https://example.com/a.csv"} published to
+// trainfeed.sources.<dataset> is a source (see docs/wire.md).
+package producers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// DefaultDataset is the dataset of sources that name none.
+const DefaultDataset = "default"
+
+// Source describes one thing to ingest.
+type Source struct {
+	// ID identifies the source; publishing the same ID twice within the
+	// stream's duplicate window is a no-op. Empty: the publisher makes one up.
+	ID string
+	// Dataset is the dataset the source's records join. Empty: the publisher's default.
+	Dataset string
+	// URL is an http(s) URL, a file:// URL or a local path.
+	URL string
+	// Format is a hint: csv, tsv, jsonl. Empty: guessed from the URL and content.
+	Format string
+	// Headers are sent with an HTTP request.
+	Headers map[string]string
+}
+
+// Publisher publishes sources to JetStream and waits for each to be stored.
+type Publisher struct {
+	js      jetstream.JetStream
+	dataset string
+}
+
+// NewPublisher returns a publisher whose sources default to dataset (empty:
+// DefaultDataset).
+func NewPublisher(js jetstream.JetStream, dataset string) (*Publisher, error) {
+	if dataset == "" {
+		dataset = DefaultDataset
+	}
+	if !wire.ValidDataset(dataset) {
+		return nil, fmt.Errorf("publisher: invalid dataset name %q: use 1-64 letters, digits, '_' or '-'", dataset)
+	}
+	return &Publisher{js: js, dataset: dataset}, nil
+}
+
+// Publish stores src in the sources stream and returns it with its ID and
+// dataset filled in. It returns once JetStream has acknowledged it.
+func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
+	if src.Dataset == "" {
+		src.Dataset = p.dataset
+	}
+	if !wire.ValidDataset(src.Dataset) {
+		return src, fmt.Errorf("publish %s: invalid dataset name %q", src.URL, src.Dataset)
+	}
+	if src.URL == "" {
+		return src, errors.New("publish: source has no url")
+	}
+	if src.ID == "" {
+		src.ID = nuid.Next()
+	}
+	data, err := wire.Encode(&wire.Source{
+		ID: src.ID, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Headers: src.Headers,
+		PublishedAt: time.Now().UTC(),
+	})
+	if err != nil {
+		return src, err
+	}
+	_, err = p.js.Publish(ctx, topology.Subject(topology.SubjectSources, src.Dataset), data,
+		jetstream.WithMsgID("source/"+src.ID))
+	if err != nil {
+		return src, fmt.Errorf("publish %s: %w", src.URL, err)
+	}
+	return src, nil
+}
+
+// StableID returns an ID for the source at line n of a sources file that is
+// the same every time the same file is published, so that publishing it
+// again (a restarted run, say) does not add its records twice.
+func StableID(dataset, url string, n int) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%d", dataset, url, n))
+	return hex.EncodeToString(h[:10])
+}
