@@ -323,9 +323,15 @@ func TestHandleStoresSameBodyOnce(t *testing.T) {
 	h := e.handler(t, fetch.Config{})
 	ctx := context.Background()
 
+	name := "sha256/" + hexSHA(body)
 	require.NoError(t, h.Handle(ctx, msg(t, "dup", wire.Source{ID: "one", URL: srv.URL + "/small.csv"})))
+	first, err := e.topo.Bodies.GetInfo(ctx, name)
+	require.NoError(t, err)
 	require.NoError(t, h.Handle(ctx, msg(t, "dup", wire.Source{ID: "two", URL: srv.URL + "/headers?x=1",
 		Headers: map[string]string{"Authorization": "Bearer t0ken"}})))
+	second, err := e.topo.Bodies.GetInfo(ctx, name)
+	require.NoError(t, err)
+	require.Equal(t, first.NUID, second.NUID, "a stored body is not uploaded again")
 
 	s, err := e.js.Stream(ctx, topology.StreamFetched)
 	require.NoError(t, err)
@@ -336,7 +342,7 @@ func TestHandleStoresSameBodyOnce(t *testing.T) {
 	objects, err := e.topo.Bodies.List(ctx)
 	require.NoError(t, err)
 	require.Len(t, objects, 1)
-	require.Equal(t, "sha256/"+hexSHA(body), objects[0].Name)
+	require.Equal(t, name, objects[0].Name)
 	require.Equal(t, "text/csv", objects[0].Headers.Get("Content-Type"))
 }
 

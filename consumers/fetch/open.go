@@ -247,7 +247,7 @@ type httpBody struct {
 }
 
 func (b *httpBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.idle)
+	// b.timer.Reset(b.idle)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
 	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), errIdleBody) {
@@ -282,7 +282,7 @@ func (h *Handler) openFile(path string) (io.ReadCloser, string, error) {
 	// errors tell nothing about files outside the root.
 	if _, ok := within(h.root, p); !ok {
 		if _, ok := within(h.rootReal, p); !ok {
-			return nil, "", runner.Permanent(fmt.Errorf("%s is outside the root folder %s", path, h.root))
+			return nil, "", runner.Permanent(fmt.Errorf("outside the root folder %s", h.root))
 		}
 	}
 	real, err := filepath.EvalSymlinks(p)
@@ -291,7 +291,7 @@ func (h *Handler) openFile(path string) (io.ReadCloser, string, error) {
 	}
 	rel, ok := within(h.rootReal, real)
 	if !ok {
-		return nil, "", runner.Permanent(fmt.Errorf("%s resolves outside the root folder %s", path, h.root))
+		return nil, "", runner.Permanent(fmt.Errorf("resolves to a file outside the root folder %s", h.root))
 	}
 	// Opening through os.Root refuses a component swapped for a symbolic
 	// link to the outside after the check above.
@@ -311,11 +311,11 @@ func (h *Handler) openFile(path string) (io.ReadCloser, string, error) {
 	}
 	if fi.IsDir() {
 		f.Close()
-		return nil, "", runner.Permanent(fmt.Errorf("%s is a folder", path))
+		return nil, "", runner.Permanent(errors.New("is a folder, not a file"))
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, "", runner.Permanent(fmt.Errorf("%s is not a regular file", path))
+		return nil, "", runner.Permanent(errors.New("not a regular file"))
 	}
 	if fi.Size() > h.cfg.MaxBodyBytes {
 		f.Close()
