@@ -30,12 +30,9 @@ func entryKey(dataset string, seq uint64) string { return fmt.Sprintf("%s.%012d"
 
 // commit writes p as the dataset's next chunk: the file (temp, fsync,
 // rename), then the manifest entry (the commit point), then manifest.json,
-// then the chunk event.
+// then the chunk event. Files are encoded concurrently; from the rename on,
+// commits of a dataset take turns, so sequence order is commit order.
 func (c *Combiner) commit(ds *dataset, p *pending) error {
-	ds.commit.Lock()
-	defer ds.commit.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 
 	ch := &wire.Chunk{Dataset: ds.name, Format: string(c.cfg.Format), CreatedAt: time.Now().UTC()}
 	for _, b := range p.batches {
@@ -58,6 +55,10 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 		defer os.Remove(tmp) // no-op once renamed
 	}
 
+	ds.commit.Lock()
+	defer ds.commit.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	c.mu.Lock()
 	seq := ds.nextSeq
 	c.mu.Unlock()

@@ -5,9 +5,11 @@
 //
 // The Handler never acknowledges anything: it returns nil once the Fetched
 // message is acknowledged by JetStream, an error marked runner.Permanent when
-// no retry can help (a 4xx status, a bad URL, a missing file, a body over the
-// size cap, a malformed source), and a plain error, or one carrying an HTTP
-// Retry-After as runner.RetryAfter, when a later attempt may succeed.
+// no retry can help (a 4xx status other than 408, 425 and 429, a bad URL, a
+// missing file, a body over the size cap, a malformed source), and a plain
+// error, or one carrying an HTTP Retry-After as runner.RetryAfter, when a
+// later attempt may succeed (network errors, 5xx, 408, 425, 429, a truncated
+// or stalled body).
 package fetch
 
 import (

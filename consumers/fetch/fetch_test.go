@@ -228,6 +228,7 @@ func TestHandleHTTP(t *testing.T) {
 		{name: "gzip decoded", path: "/gzip", wantBody: small, wantCT: "text/csv"},
 		{name: "source headers sent", path: "/headers", headers: map[string]string{"Authorization": "Bearer t0ken"}, wantBody: small,
 			wantCT: "application/octet-stream"}, // sniffed by net/http's server
+		{name: "204 stores an empty body", path: "/status/204", wantBody: []byte{}, wantCT: "text/plain; charset=utf-8"},
 		{name: "404", path: "/status/404", want: permanent, wantErr: "404 Not Found"},
 		{name: "403", path: "/status/403", want: permanent, wantErr: "403 Forbidden"},
 		{name: "503", path: "/status/503", want: transient, wantErr: "503 Service Unavailable"},

@@ -96,7 +96,9 @@ func display(rawURL string) string {
 
 // openHTTP sends a GET for rawURL and returns the body of a 2xx response.
 // The source's headers are sent as given, after the User-Agent, so a source
-// may name its own; a "Host" header sets the request's host.
+// may name its own; a "Host" header sets the request's host. Go's transport
+// asks for gzip and decodes it transparently, unless the source sets its own
+// Accept-Encoding: then the body is stored as the server encoded it.
 func (h *Handler) openHTTP(ctx context.Context, rawURL, disp string, headers map[string]string) (io.ReadCloser, string, error) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, rawURL, nil)
@@ -247,7 +249,7 @@ type httpBody struct {
 }
 
 func (b *httpBody) Read(p []byte) (int, error) {
-	// b.timer.Reset(b.idle)
+	b.timer.Reset(b.idle)
 	n, err := b.body.Read(p)
 	b.timer.Stop()
 	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), errIdleBody) {

@@ -75,7 +75,7 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 		}
 		workers := cfg.TransformWorkers
 		if workers == 0 {
-			workers = runtime.GOMAXPROCS(0)
+			workers = 4 * runtime.GOMAXPROCS(0)
 		}
 		if err := add(topology.ConsumerTransform, h, workers, h.Annotate); err != nil {
 			return nil, err

@@ -92,7 +92,7 @@ func DefaultConfig() Config {
 		MaxBytes:   1 << 30,
 		Duplicates: 2 * time.Minute,
 		Fetch:      Window{MaxAckPending: 256, AckWait: 30 * time.Second, MaxDeliver: 6},
-		Transform:  Window{MaxAckPending: 16, AckWait: 30 * time.Second, MaxDeliver: 5},
+		Transform:  Window{MaxAckPending: 32, AckWait: 30 * time.Second, MaxDeliver: 5},
 		Combine:    Window{MaxAckPending: 1024, AckWait: 30 * time.Second, MaxDeliver: 10},
 	}
 }
