@@ -37,9 +37,12 @@ var errStopped = errors.New("combine stopped")
 // Combiner is the combine stage. Run it with Run and hand its Handle to a
 // runner.Runner on the combine consumer.
 type Combiner struct {
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	cfg Config
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	chunks jetstream.ObjectStore // nil: chunks are not uploaded
+	cfg    Config
+	// failpoint is called after each commit step; tests use it to crash there.
+	failpoint func(step string)
 
 	ready chan struct{} // closed once the ledger is loaded
 	mu    sync.Mutex
@@ -48,14 +51,18 @@ type Combiner struct {
 	wg    sync.WaitGroup // flushes started by the timer
 }
 
-// New returns a combiner writing under cfg.Out and committing to kv (the
-// manifest bucket). It starts nothing.
-func New(js jetstream.JetStream, kv jetstream.KeyValue, cfg Config) (*Combiner, error) {
+// New returns a combiner writing under cfg.Out, committing to kv (the
+// manifest bucket) and, unless chunks is nil, uploading every chunk to the
+// chunks object store so trainers elsewhere can follow. It starts nothing.
+func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectStore, cfg Config) (*Combiner, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Combiner{js: js, kv: kv, cfg: cfg, ready: make(chan struct{}), sets: map[string]*dataset{}}, nil
+	return &Combiner{
+		js: js, kv: kv, chunks: chunks, cfg: cfg, failpoint: func(string) {},
+		ready: make(chan struct{}), sets: map[string]*dataset{},
+	}, nil
 }
 
 // dataset is one dataset's state: what is committed and what is filling.
@@ -66,6 +73,7 @@ type dataset struct {
 
 	// Guarded by Combiner.mu.
 	committed map[string]bool     // part keys in committed chunks
+	all       []*wire.Chunk       // every committed entry, records or not, in seq order
 	held      map[string]*pending // part keys in the filling or committing chunks
 	filling   *pending
 	nextSeq   uint64
@@ -86,13 +94,22 @@ type pending struct {
 
 func newPending() *pending { return &pending{done: make(chan struct{})} }
 
-// Run loads the committed chunks, then flushes chunks that grow old or idle
+// Run loads the committed chunks, repairs what a crash interrupted, then
+// flushes chunks that grow old or idle and follows other members' commits
 // until ctx ends; then it flushes what is pending and returns.
 func (c *Combiner) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.cfg.Out, 0o755); err != nil {
 		return fmt.Errorf("combine: %w", err)
 	}
-	if err := c.load(ctx); err != nil {
+	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("combine: read manifest: %w", err)
+	}
+	defer w.Stop()
+	if err := c.load(ctx, w.Updates()); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
@@ -118,6 +135,19 @@ func (c *Combiner) Run(ctx context.Context) error {
 			}
 			c.wg.Wait()
 			return nil
+		case e := <-w.Updates():
+			// Another member's commit (or our own, again): the ledger learns it.
+			if e == nil {
+				continue
+			}
+			var ch wire.Chunk
+			if err := wire.Decode(e.Value(), &ch); err != nil {
+				c.cfg.Logger.Error("manifest entry", "key", e.Key(), "err", err)
+				continue
+			}
+			c.mu.Lock()
+			c.apply(c.dataset(ch.Dataset), &ch)
+			c.mu.Unlock()
 		case now := <-tick.C:
 			c.mu.Lock()
 			for _, ds := range c.sets {
@@ -134,16 +164,13 @@ func (c *Combiner) Run(ctx context.Context) error {
 	}
 }
 
-// load reads every committed chunk entry into the ledger and removes chunk
-// files that no entry lists (a crash between write and commit leaves them).
-func (c *Combiner) load(ctx context.Context) error {
-	w, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("combine: read manifest: %w", err)
-	}
-	defer w.Stop()
+// load reads every committed entry into the ledger, then repairs each
+// dataset: files of committed chunks a crash left pending are put in place,
+// leftovers of uncommitted chunks removed, manifest.json rewritten and
+// missed chunk events published.
+func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEntry) error {
 	var chunks []*wire.Chunk
-	for e := range w.Updates() {
+	for e := range updates {
 		if e == nil {
 			break // every committed entry has been read
 		}
@@ -163,11 +190,46 @@ func (c *Combiner) load(ctx context.Context) error {
 		c.apply(c.dataset(ch.Dataset), ch)
 	}
 	for _, ds := range c.sets {
-		if err := c.clean(ds); err != nil {
+		if err := c.repair(ctx, ds); err != nil {
+			return fmt.Errorf("combine: repair %s: %w", ds.name, err)
+		}
+	}
+	return nil
+}
+
+// repair finishes the commits of ds that a crash interrupted.
+func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
+	for _, ch := range ds.chunks {
+		if err := c.place(ctx, ds, ch); err != nil {
 			return err
 		}
-		if err := c.writeManifest(ds); err != nil {
-			return err
+	}
+	if err := c.clean(ds); err != nil {
+		return err
+	}
+	if err := c.writeManifest(ds); err != nil {
+		return err
+	}
+	// Announce what the chunk stream has not seen.
+	var announced uint64
+	s, err := c.js.Stream(ctx, topology.StreamChunks)
+	if err != nil {
+		return err
+	}
+	last, err := s.GetLastMsgForSubject(ctx, subjectOf(ds.name))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return err
+	default:
+		var ch wire.Chunk
+		if err := wire.Decode(last.Data, &ch); err == nil {
+			announced = ch.Seq
+		}
+	}
+	for _, ch := range ds.all {
+		if ch.Seq > announced {
+			c.announce(ctx, ch)
 		}
 	}
 	return nil
@@ -188,38 +250,38 @@ func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) {
 	for _, p := range ch.Parts {
 		ds.committed[wire.PartKey(p.SourceID, p.Part)] = true
 	}
-	if ch.Seq >= ds.nextSeq {
-		ds.nextSeq = ch.Seq + 1
+	if ch.Seq < ds.nextSeq {
+		return // already applied
 	}
+	ds.nextSeq = ch.Seq + 1
+	ds.all = append(ds.all, ch)
 	if ch.Records > 0 {
 		ds.chunks = append(ds.chunks, ch)
 		ds.schema = chunk.MergeSchema(ds.schema, ch.Schema)
 	}
 }
 
-// clean removes files in the dataset's folder that are neither listed chunks
-// nor the manifest: leftovers of a crash before a commit.
+// clean removes files in the dataset's folder that no committed chunk
+// lists: leftovers of commits a crash stopped before their commit point.
 func (c *Combiner) clean(ds *dataset) error {
 	entries, err := os.ReadDir(ds.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("combine: clean %s: %w", ds.dir, err)
+		return fmt.Errorf("clean %s: %w", ds.dir, err)
 	}
 	listed := map[string]bool{ManifestFile: true}
 	for _, ch := range ds.chunks {
 		listed[ch.File] = true
 	}
 	for _, e := range entries {
-		if e.IsDir() || listed[e.Name()] {
+		if e.IsDir() || listed[e.Name()] || !isChunkName(e.Name()) {
 			continue
 		}
-		if strings.HasPrefix(e.Name(), "chunk-") || strings.HasPrefix(e.Name(), ".tmp-") {
-			c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())
-			if err := os.Remove(filepath.Join(ds.dir, e.Name())); err != nil {
-				return fmt.Errorf("combine: clean %s: %w", ds.dir, err)
-			}
+		c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())
+		if err := os.Remove(filepath.Join(ds.dir, e.Name())); err != nil {
+			return fmt.Errorf("clean %s: %w", ds.dir, err)
 		}
 	}
 	return nil

@@ -48,7 +48,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) start(cfg combine.Config) (*combine.Combiner, func()) {
 	r.t.Helper()
 	cfg.Out = r.out
-	c, err := combine.New(r.js, r.topo.Manifest, cfg)
+	c, err := combine.New(r.js, r.topo.Manifest, r.topo.Chunks, cfg)
 	require.NoError(r.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

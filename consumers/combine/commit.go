@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,102 +25,264 @@ import (
 // even while the stage shuts down, so that held messages can be acked.
 const commitTimeout = 30 * time.Second
 
+// Commit steps, in order. A crash after any of them loses nothing and
+// duplicates nothing: see the package documentation.
+const (
+	stepWritten   = "written"   // pending file fsynced in the dataset folder
+	stepUploaded  = "uploaded"  // chunk in the chunks object store
+	stepCommitted = "committed" // manifest entry created: the commit point
+	stepRenamed   = "renamed"   // pending file renamed to its chunk name
+	stepManifest  = "manifest"  // manifest.json replaced
+	stepAnnounced = "announced" // chunk event published
+)
+
 // entryKey is the manifest bucket key of a chunk: sorting keys sorts by
 // dataset, then commit order.
 func entryKey(dataset string, seq uint64) string { return fmt.Sprintf("%s.%012d", dataset, seq) }
 
-// commit writes p as the dataset's next chunk: the file (temp, fsync,
-// rename), then the manifest entry (the commit point), then manifest.json,
-// then the chunk event. Files are encoded concurrently; from the rename on,
-// commits of a dataset take turns, so sequence order is commit order.
-func (c *Combiner) commit(ds *dataset, p *pending) error {
+// chunkFile is the name of a committed chunk file: sorting names is commit order.
+func chunkFile(seq uint64, sha string, f chunk.Format) string {
+	return fmt.Sprintf("chunk-%012d-%s%s", seq, sha[:8], f.Ext())
+}
 
+// pendingFile is the name a chunk file has between its write and its commit.
+func pendingFile(sha string, f chunk.Format) string { return ".pending-" + sha + f.Ext() }
+
+// objectName is the chunks object store name of a chunk file.
+func objectName(dataset, file string) string { return dataset + "/" + file }
+
+// commit makes p the dataset's next chunk. The file is encoded and uploaded
+// concurrently with other commits; from the manifest entry on, commits of a
+// dataset take turns, so sequence order is commit order.
+func (c *Combiner) commit(ds *dataset, p *pending) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*commitTimeout)
+	defer cancel()
+	batches := p.batches
+	for {
+		ch, pendingPath, err := c.prepare(ctx, ds, batches)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", ds.name, err)
+		}
+		done, rest, err := c.publishEntry(ctx, ds, ch, batches)
+		if err != nil {
+			if pendingPath != "" {
+				os.Remove(pendingPath)
+			}
+			return fmt.Errorf("commit %s: %w", ds.name, err)
+		}
+		if done {
+			return nil
+		}
+		// Another member committed some of these batches first: drop them and
+		// write the chunk again without them.
+		if pendingPath != "" {
+			os.Remove(pendingPath)
+		}
+		if len(rest) == 0 {
+			return nil
+		}
+		batches = rest
+	}
+}
+
+// prepare builds the chunk entry of batches, writes and uploads its file, and
+// returns the entry and the pending file's path ("" for a commit without records).
+func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.RecordBatch) (*wire.Chunk, string, error) {
 	ch := &wire.Chunk{Dataset: ds.name, Format: string(c.cfg.Format), CreatedAt: time.Now().UTC()}
-	for _, b := range p.batches {
+	for _, b := range batches {
 		ch.Schema = chunk.MergeSchema(ch.Schema, chunk.SchemaOf(b))
 		ch.Records += int64(b.Rows)
 		ch.Parts = append(ch.Parts, wire.PartRef{SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows})
 	}
 	ch.SchemaFP = chunk.Fingerprint(ch.Schema)
-
-	var tmp string
-	if ch.Records > 0 {
-		if err := os.MkdirAll(ds.dir, 0o755); err != nil {
-			return fmt.Errorf("commit %s: %w", ds.name, err)
-		}
-		var err error
-		tmp, err = c.writeChunk(ds, ch, p.batches)
-		if err != nil {
-			return fmt.Errorf("commit %s: %w", ds.name, err)
-		}
-		defer os.Remove(tmp) // no-op once renamed
+	if ch.Records == 0 {
+		return ch, "", nil
 	}
+	if err := os.MkdirAll(ds.dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	path, err := c.writeChunk(ds, ch, batches)
+	if err != nil {
+		return nil, "", err
+	}
+	c.failpoint(stepWritten)
+	if c.chunks != nil {
+		if err := c.upload(ctx, ds, ch, path); err != nil {
+			os.Remove(path)
+			return nil, "", err
+		}
+		c.failpoint(stepUploaded)
+	}
+	return ch, path, nil
+}
 
+// upload puts the chunk file into the chunks object store, named by its
+// content; the entry records the name.
+func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ch.Object = objectName(ds.name, ch.SHA256+c.cfg.Format.Ext())
+	if _, err := c.chunks.Put(ctx, jetstream.ObjectMeta{Name: ch.Object}, f); err != nil {
+		return fmt.Errorf("upload chunk: %w", err)
+	}
+	return nil
+}
+
+// publishEntry creates the chunk's manifest entry at the dataset's next free
+// sequence number, then finishes the commit. When another member's entry
+// already holds some of the batches, it returns done=false and the batches
+// no entry holds yet.
+func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk, batches []*wire.RecordBatch) (done bool, rest []*wire.RecordBatch, err error) {
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
 	c.mu.Lock()
 	seq := ds.nextSeq
 	c.mu.Unlock()
 	for {
 		ch.Seq = seq
-		if tmp != "" {
-			ch.File = fmt.Sprintf("chunk-%012d-%s%s", seq, ch.SHA256[:8], c.cfg.Format.Ext())
-			if err := os.Rename(tmp, filepath.Join(ds.dir, ch.File)); err != nil {
-				return fmt.Errorf("commit %s: %w", ds.name, err)
-			}
-			tmp = filepath.Join(ds.dir, ch.File)
-			if err := syncDir(ds.dir); err != nil {
-				return fmt.Errorf("commit %s: %w", ds.name, err)
-			}
+		if ch.Records > 0 {
+			ch.File = chunkFile(seq, ch.SHA256, c.cfg.Format)
 		}
 		data, err := wire.Encode(ch)
 		if err != nil {
+			return false, nil, err
+		}
+		key := entryKey(ds.name, seq)
+		_, err = c.kv.Create(ctx, key, data)
+		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && c.isEntry(key, ch)) {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, nil, fmt.Errorf("create manifest entry %s: %w", key, err)
+		}
+		// Another member took this sequence number: learn its entry and
+		// drop what it already holds.
+		other, err := c.readEntry(ctx, key)
+		if err != nil {
+			return false, nil, err
+		}
+		c.mu.Lock()
+		c.apply(ds, other)
+		c.mu.Unlock()
+		rest = slices.DeleteFunc(slices.Clone(batches), func(b *wire.RecordBatch) bool {
+			return slices.ContainsFunc(other.Parts, func(p wire.PartRef) bool { return p.SourceID == b.SourceID && p.Part == b.Part })
+		})
+		if len(rest) < len(batches) {
+			return false, rest, nil
+		}
+		seq++
+	}
+	c.failpoint(stepCommitted)
+	if err := c.finish(ctx, ds, ch); err != nil {
+		// Committed: the records are in the dataset; a restart repairs the rest.
+		c.cfg.Logger.Error("finish commit", "dataset", ds.name, "seq", ch.Seq, "err", err)
+	}
+	return true, nil, nil
+}
+
+// finish does what follows the commit point: the chunk's file and object
+// take their committed names, the ledger learns the entry, manifest.json is
+// replaced and the chunk is announced. Restarting repeats it for entries a
+// crash interrupted.
+func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
+	if ch.Records > 0 {
+		if err := c.place(ctx, ds, ch); err != nil {
 			return err
 		}
-		_, err = c.kv.Create(ctx, entryKey(ds.name, seq), data)
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			seq++ // another member committed this sequence number first
-			continue
-		}
-		if err != nil && !c.committed(entryKey(ds.name, seq), ch) {
-			if tmp != "" {
-				os.Remove(tmp)
-			}
-			return fmt.Errorf("commit %s chunk %d: %w", ds.name, seq, err)
-		}
-		break
 	}
-
+	c.failpoint(stepRenamed)
 	c.mu.Lock()
 	c.apply(ds, ch)
 	c.mu.Unlock()
 	if err := c.writeManifest(ds); err != nil {
-		// The entry is committed; the next commit or restart rewrites the file.
-		c.cfg.Logger.Error("write manifest", "dataset", ds.name, "err", err)
+		return fmt.Errorf("write manifest: %w", err)
 	}
+	c.failpoint(stepManifest)
 	c.announce(ctx, ch)
+	c.failpoint(stepAnnounced)
 	c.cfg.Logger.Debug("committed chunk", "dataset", ds.name, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
 	return nil
 }
 
-// committed reports whether the entry under key is ch: a create whose reply
-// was lost may still have been applied.
-func (c *Combiner) committed(key string, ch *wire.Chunk) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
+// place gives a committed chunk's file its name in the dataset folder: the
+// pending file is renamed, or, when a crash lost it, the chunk is downloaded
+// from the chunks object store.
+func (c *Combiner) place(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
+	final := filepath.Join(ds.dir, ch.File)
+	if _, err := os.Stat(final); err == nil {
+		return nil
+	}
+	pending := filepath.Join(ds.dir, pendingFile(ch.SHA256, chunk.Format(ch.Format)))
+	if err := os.Rename(pending, final); err != nil {
+		if c.chunks == nil || ch.Object == "" {
+			return fmt.Errorf("chunk %d: file lost and not in the chunks object store: %w", ch.Seq, err)
+		}
+		if err := c.download(ctx, ch, final); err != nil {
+			return err
+		}
+	}
+	return syncDir(ds.dir)
+}
+
+// download restores a committed chunk file from the chunks object store,
+// checking its sha256.
+func (c *Combiner) download(ctx context.Context, ch *wire.Chunk, final string) error {
+	obj, err := c.chunks.Get(ctx, ch.Object)
+	if err != nil {
+		return fmt.Errorf("restore chunk %d from %s: %w", ch.Seq, ch.Object, err)
+	}
+	defer obj.Close()
+	dir := filepath.Dir(final)
+	f, err := os.CreateTemp(dir, ".tmp-restore-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), obj)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore chunk %d: %w", ch.Seq, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ch.SHA256 {
+		return fmt.Errorf("restore chunk %d: sha256 %s, want %s", ch.Seq, got, ch.SHA256)
+	}
+	return os.Rename(f.Name(), final)
+}
+
+// readEntry reads and decodes the manifest entry under key.
+func (c *Combiner) readEntry(ctx context.Context, key string) (*wire.Chunk, error) {
 	e, err := c.kv.Get(ctx, key)
 	if err != nil {
-		return false
+		return nil, fmt.Errorf("read manifest entry %s: %w", key, err)
 	}
-	var got wire.Chunk
-	return wire.Decode(e.Value(), &got) == nil && got.SHA256 == ch.SHA256 && got.File == ch.File &&
+	var ch wire.Chunk
+	if err := wire.Decode(e.Value(), &ch); err != nil {
+		return nil, fmt.Errorf("manifest entry %s: %w", key, err)
+	}
+	return &ch, nil
+}
+
+// isEntry reports whether the entry under key is ch: a create whose reply
+// was lost may still have been applied.
+func (c *Combiner) isEntry(key string, ch *wire.Chunk) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	got, err := c.readEntry(ctx, key)
+	return err == nil && got.SHA256 == ch.SHA256 && got.File == ch.File &&
 		len(got.Parts) == len(ch.Parts) && got.CreatedAt.Equal(ch.CreatedAt)
 }
 
-// writeChunk writes the batches to a temp file in the dataset folder and
-// fsyncs it, filling ch's bytes and sha256. It returns the temp file's path.
+// writeChunk writes the batches to the dataset folder as a pending file,
+// fsynced, filling ch's bytes and sha256. It returns the file's path.
 func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.RecordBatch) (string, error) {
 	f, err := os.CreateTemp(ds.dir, ".tmp-chunk-*")
 	if err != nil {
@@ -143,10 +306,16 @@ func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.Recor
 	}
 	ch.Bytes = cw.n
 	ch.SHA256 = hex.EncodeToString(h.Sum(nil))
-	return f.Name(), nil
+	path := filepath.Join(ds.dir, pendingFile(ch.SHA256, c.cfg.Format))
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return path, nil
 }
 
-// announce publishes the chunk event; a failure is logged, the commit stands.
+// announce publishes the chunk event; a failure is logged, the commit stands,
+// and a restart announces what was missed.
 func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	data, err := wire.Encode(ch)
 	if err == nil {
@@ -161,11 +330,13 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	c.cfg.Logger.Error("announce chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)
 }
 
-// writeManifest replaces the dataset's manifest.json with its committed chunks.
+// writeManifest replaces the dataset's manifest.json with its committed
+// chunks, unless the file already lists a later chunk (another member on the
+// same folder wrote it).
 func (c *Combiner) writeManifest(ds *dataset) error {
 	c.mu.Lock()
 	m := Manifest{
-		Dataset: ds.name, Format: string(c.cfg.Format), Schema: ds.schema, SchemaFP: chunk.Fingerprint(ds.schema),
+		Dataset: ds.name, Format: string(c.cfg.Format), Schema: slices.Clone(ds.schema), SchemaFP: chunk.Fingerprint(ds.schema),
 		Chunks: slices.Clone(ds.chunks), UpdatedAt: time.Now().UTC(),
 	}
 	c.mu.Unlock()
@@ -181,6 +352,10 @@ func (c *Combiner) writeManifest(ds *dataset) error {
 		if ch.Format != "" {
 			m.Format = ch.Format
 		}
+	}
+	if cur, err := ReadManifest(c.cfg.Out, ds.name); err == nil && len(cur.Chunks) > 0 && len(m.Chunks) > 0 &&
+		cur.Chunks[len(cur.Chunks)-1].Seq > m.Chunks[len(m.Chunks)-1].Seq {
+		return nil
 	}
 	data, err := json.MarshalIndent(&m, "", "  ")
 	if err != nil {
@@ -201,4 +376,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// isChunkName reports whether name is a file combine writes in a dataset folder.
+func isChunkName(name string) bool {
+	return strings.HasPrefix(name, "chunk-") || strings.HasPrefix(name, ".pending-") || strings.HasPrefix(name, ".tmp-")
 }

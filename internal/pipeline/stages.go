@@ -83,7 +83,7 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 	}
 	if all || want[topology.ConsumerCombine] {
 		cfg.Combine.Logger = cfg.Logger
-		c, err := combine.New(t.JS, t.Manifest, cfg.Combine)
+		c, err := combine.New(t.JS, t.Manifest, t.Chunks, cfg.Combine)
 		if err != nil {
 			return nil, err
 		}

@@ -36,6 +36,7 @@ const (
 
 	BucketBodies   = "trainfeed-bodies"
 	BucketManifest = "trainfeed-manifest"
+	BucketChunks   = "trainfeed-chunks"
 )
 
 // Subject returns prefix.dataset, the subject of one dataset's messages.
@@ -121,6 +122,9 @@ type Topology struct {
 	JS       jetstream.JetStream
 	Bodies   jetstream.ObjectStore
 	Manifest jetstream.KeyValue
+	// Chunks holds committed chunk files under "<dataset>/<file>", so a
+	// trainer on another machine can follow a dataset through NATS.
+	Chunks jetstream.ObjectStore
 	Fetch    jetstream.Consumer
 	Combine  jetstream.Consumer
 	// Transform is the transform stage's consumer.
@@ -238,6 +242,13 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure key-value %s: %w", BucketManifest, err)
+	}
+	t.Chunks, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: BucketChunks, Description: "committed chunk files, <dataset>/<file>",
+		Storage: cfg.Storage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure object store %s: %w", BucketChunks, err)
 	}
 	return t, nil
 }

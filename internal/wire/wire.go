@@ -156,6 +156,7 @@ type Chunk struct {
 	Records   int64     `msgpack:"records" json:"records"`
 	Bytes     int64     `msgpack:"bytes" json:"bytes"`
 	SHA256    string    `msgpack:"sha256" json:"sha256"`
+	Object    string    `msgpack:"object,omitempty" json:"object,omitempty"`
 	SchemaFP  string    `msgpack:"schema_fp" json:"schema_fp"`
 	Schema    []Field   `msgpack:"schema" json:"-"`
 	CreatedAt time.Time `msgpack:"created_at" json:"created_at"`
