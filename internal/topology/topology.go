@@ -122,11 +122,11 @@ type Topology struct {
 	JS       jetstream.JetStream
 	Bodies   jetstream.ObjectStore
 	Manifest jetstream.KeyValue
-	// Chunks holds committed chunk files under "<dataset>/<file>", so a
+	// Chunks holds committed chunk files under "<dataset>/<sha256><ext>", so a
 	// trainer on another machine can follow a dataset through NATS.
-	Chunks jetstream.ObjectStore
-	Fetch    jetstream.Consumer
-	Combine  jetstream.Consumer
+	Chunks  jetstream.ObjectStore
+	Fetch   jetstream.Consumer
+	Combine jetstream.Consumer
 	// Transform is the transform stage's consumer.
 	Transform jetstream.Consumer
 }
