@@ -74,6 +74,7 @@ type dataset struct {
 	// Guarded by Combiner.mu.
 	committed map[string]bool     // part keys in committed chunks
 	all       []*wire.Chunk       // every committed entry, records or not, in seq order
+	placed    int                 // leading chunks whose files are known to be in dir
 	held      map[string]*pending // part keys in the filling or committing chunks
 	filling   *pending
 	nextSeq   uint64
@@ -189,6 +190,16 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 	for _, ch := range chunks {
 		c.apply(c.dataset(ch.Dataset), ch)
 	}
+	// Folders of datasets without a commit yet may hold a crash's leftovers too.
+	dirs, err := os.ReadDir(c.cfg.Out)
+	if err != nil {
+		return fmt.Errorf("combine: %w", err)
+	}
+	for _, d := range dirs {
+		if d.IsDir() && wire.ValidDataset(d.Name()) {
+			c.dataset(d.Name())
+		}
+	}
 	for _, ds := range c.sets {
 		if err := c.repair(ctx, ds); err != nil {
 			return fmt.Errorf("combine: repair %s: %w", ds.name, err)
@@ -199,10 +210,8 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 
 // repair finishes the commits of ds that a crash interrupted.
 func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
-	for _, ch := range ds.chunks {
-		if err := c.place(ctx, ds, ch); err != nil {
-			return err
-		}
+	if err := c.placeAll(ctx, ds); err != nil {
+		return err
 	}
 	if err := c.clean(ds); err != nil {
 		return err

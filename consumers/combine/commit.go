@@ -132,16 +132,25 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 }
 
 // publishEntry creates the chunk's manifest entry at the dataset's next free
-// sequence number, then finishes the commit. When another member's entry
-// already holds some of the batches, it returns done=false and the batches
-// no entry holds yet.
+// sequence number, then finishes the commit. When some of the batches are
+// already in a committed entry (another member committed them first), it
+// returns done=false and the batches no entry holds yet.
+//
+// The ledger holds every entry below ds.nextSeq (entries are created in
+// sequence order and applied in order), and every sequence number from there
+// on is read before it is passed, so no batch is committed twice.
 func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk, batches []*wire.RecordBatch) (done bool, rest []*wire.RecordBatch, err error) {
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
-	c.mu.Lock()
-	seq := ds.nextSeq
-	c.mu.Unlock()
+	var seq uint64
 	for {
+		c.mu.Lock()
+		seq = max(seq, ds.nextSeq)
+		rest = slices.DeleteFunc(slices.Clone(batches), func(b *wire.RecordBatch) bool { return ds.committed[b.PartKey()] })
+		c.mu.Unlock()
+		if len(rest) < len(batches) {
+			return false, rest, nil
+		}
 		ch.Seq = seq
 		if ch.Records > 0 {
 			ch.File = chunkFile(seq, ch.SHA256, c.cfg.Format)
@@ -158,8 +167,7 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return false, nil, fmt.Errorf("create manifest entry %s: %w", key, err)
 		}
-		// Another member took this sequence number: learn its entry and
-		// drop what it already holds.
+		// Another member took this sequence number: learn its entry.
 		other, err := c.readEntry(ctx, key)
 		if err != nil {
 			return false, nil, err
@@ -167,12 +175,6 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 		c.mu.Lock()
 		c.apply(ds, other)
 		c.mu.Unlock()
-		rest = slices.DeleteFunc(slices.Clone(batches), func(b *wire.RecordBatch) bool {
-			return slices.ContainsFunc(other.Parts, func(p wire.PartRef) bool { return p.SourceID == b.SourceID && p.Part == b.Part })
-		})
-		if len(rest) < len(batches) {
-			return false, rest, nil
-		}
 		seq++
 	}
 	c.failpoint(stepCommitted)
@@ -183,20 +185,18 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 	return true, nil, nil
 }
 
-// finish does what follows the commit point: the chunk's file and object
-// take their committed names, the ledger learns the entry, manifest.json is
-// replaced and the chunk is announced. Restarting repeats it for entries a
-// crash interrupted.
+// finish does what follows the commit point: the ledger learns the entry,
+// every listed chunk file (this one, and those of other members) is put in
+// place, manifest.json is replaced and the chunk is announced. Restarting
+// repeats it for entries a crash interrupted.
 func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
-	if ch.Records > 0 {
-		if err := c.place(ctx, ds, ch); err != nil {
-			return err
-		}
-	}
-	c.failpoint(stepRenamed)
 	c.mu.Lock()
 	c.apply(ds, ch)
 	c.mu.Unlock()
+	if err := c.placeAll(ctx, ds); err != nil {
+		return err
+	}
+	c.failpoint(stepRenamed)
 	if err := c.writeManifest(ds); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
@@ -204,6 +204,23 @@ func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) erro
 	c.announce(ctx, ch)
 	c.failpoint(stepAnnounced)
 	c.cfg.Logger.Debug("committed chunk", "dataset", ds.name, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
+	return nil
+}
+
+// placeAll puts the files of every committed chunk of ds in its folder.
+// Callers hold ds.commit.
+func (c *Combiner) placeAll(ctx context.Context, ds *dataset) error {
+	c.mu.Lock()
+	todo := slices.Clone(ds.chunks[ds.placed:])
+	c.mu.Unlock()
+	for _, ch := range todo {
+		if err := c.place(ctx, ds, ch); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		ds.placed++
+		c.mu.Unlock()
+	}
 	return nil
 }
 
