@@ -19,10 +19,10 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		sources, out, format, dataset, store, root string
-		chunkRecords                               int
-		maxAge                                     time.Duration
-		quiet                                      bool
+		sources, out, format, dataset, store, root, listen string
+		chunkRecords                                       int
+		maxAge                                             time.Duration
+		quiet                                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run --sources FILE --out DIR",
@@ -60,6 +60,7 @@ recognised and not added twice.`,
 				return err
 			}
 			job := &pipeline.Job{
+				Listen:   listen,
 				StoreDir: store,
 				Dataset:  dataset,
 				Topology: topology.DefaultConfig(),
@@ -96,6 +97,7 @@ recognised and not added twice.`,
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources that name none")
 	fl.StringVar(&store, "store", "", "JetStream store folder of the embedded server (default OUT/.jetstream)")
 	fl.StringVar(&root, "root", "", "local files and file:// URLs are allowed only below this folder (default: the current folder)")
+	fl.StringVar(&listen, "listen", "", "also accept NATS clients (trainfeed follow, nats) on this host:port while running")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -36,9 +36,8 @@ const (
 	stepAnnounced = "announced" // chunk event published
 )
 
-// entryKey is the manifest bucket key of a chunk: sorting keys sorts by
-// dataset, then commit order.
-func entryKey(dataset string, seq uint64) string { return fmt.Sprintf("%s.%012d", dataset, seq) }
+// entryKey is the manifest bucket key of a chunk.
+func entryKey(dataset string, seq uint64) string { return topology.ManifestKey(dataset, seq) }
 
 // chunkFile is the name of a committed chunk file: sorting names is commit order.
 func chunkFile(seq uint64, sha string, f chunk.Format) string {
@@ -351,37 +350,17 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 // chunks, unless the file already lists a later chunk (another member on the
 // same folder wrote it).
 func (c *Combiner) writeManifest(ds *dataset) error {
+	m := NewManifest(ds.name)
+	m.Format = string(c.cfg.Format)
 	c.mu.Lock()
-	m := Manifest{
-		Dataset: ds.name, Format: string(c.cfg.Format), Schema: slices.Clone(ds.schema), SchemaFP: chunk.Fingerprint(ds.schema),
-		Chunks: slices.Clone(ds.chunks), UpdatedAt: time.Now().UTC(),
+	for _, ch := range ds.chunks {
+		m.Add(ch)
 	}
 	c.mu.Unlock()
-	if m.Chunks == nil {
-		m.Chunks = []*wire.Chunk{}
-	}
-	if m.Schema == nil {
-		m.Schema = []wire.Field{}
-	}
-	for _, ch := range m.Chunks {
-		m.Records += ch.Records
-		m.Bytes += ch.Bytes
-		if ch.Format != "" {
-			m.Format = ch.Format
-		}
-	}
-	if cur, err := ReadManifest(c.cfg.Out, ds.name); err == nil && len(cur.Chunks) > 0 && len(m.Chunks) > 0 &&
-		cur.Chunks[len(cur.Chunks)-1].Seq > m.Chunks[len(m.Chunks)-1].Seq {
+	if cur, err := ReadManifest(c.cfg.Out, ds.name); err == nil && cur.LastSeq() > m.LastSeq() {
 		return nil
 	}
-	data, err := json.MarshalIndent(&m, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(ds.dir, 0o755); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(ds.dir, ManifestFile), append(data, '\n'))
+	return WriteManifest(c.cfg.Out, m)
 }
 
 type countWriter struct {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -25,6 +26,47 @@ type Manifest struct {
 	Bytes     int64         `json:"bytes"`
 	Chunks    []*wire.Chunk `json:"chunks"`
 	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// NewManifest returns an empty manifest of dataset.
+func NewManifest(dataset string) *Manifest {
+	return &Manifest{Dataset: dataset, Schema: []wire.Field{}, Chunks: []*wire.Chunk{}}
+}
+
+// Add appends a committed chunk (in sequence order) and updates the schema
+// and totals. Commits without records hold no file and are not listed.
+func (m *Manifest) Add(ch *wire.Chunk) {
+	if ch.Records == 0 {
+		return
+	}
+	m.Chunks = append(m.Chunks, ch)
+	m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
+	m.SchemaFP = chunk.Fingerprint(m.Schema)
+	m.Records += ch.Records
+	m.Bytes += ch.Bytes
+	m.Format = ch.Format
+}
+
+// LastSeq returns the sequence number of the manifest's last chunk, or 0.
+func (m *Manifest) LastSeq() uint64 {
+	if len(m.Chunks) == 0 {
+		return 0
+	}
+	return m.Chunks[len(m.Chunks)-1].Seq
+}
+
+// WriteManifest replaces <out>/<dataset>/manifest.json atomically.
+func WriteManifest(out string, m *Manifest) error {
+	m.UpdatedAt = time.Now().UTC()
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(out, m.Dataset)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(data, '\n'))
 }
 
 // ReadManifest reads the manifest of dataset from out.

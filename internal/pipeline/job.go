@@ -21,6 +21,9 @@ import (
 type Job struct {
 	// StoreDir holds the embedded server's JetStream files.
 	StoreDir string
+	// Listen, if set, is host:port where the embedded server accepts other
+	// processes (trainfeed follow, NATS clients) while the job runs.
+	Listen string
 	// Dataset is the dataset of sources that name none.
 	Dataset  string
 	Topology topology.Config
@@ -40,7 +43,7 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		j.Logger = slog.Default()
 	}
 	j.Stages.Logger = j.Logger
-	srv, err := embedded.Start(embedded.Config{StoreDir: j.StoreDir})
+	srv, err := embedded.Start(embedded.Config{StoreDir: j.StoreDir, Listen: j.Listen})
 	if err != nil {
 		return Summary{}, err
 	}

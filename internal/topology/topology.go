@@ -37,10 +37,15 @@ const (
 	BucketBodies   = "trainfeed-bodies"
 	BucketManifest = "trainfeed-manifest"
 	BucketChunks   = "trainfeed-chunks"
+	BucketCache    = "trainfeed-cache"
 )
 
 // Subject returns prefix.dataset, the subject of one dataset's messages.
 func Subject(prefix, dataset string) string { return prefix + "." + dataset }
+
+// ManifestKey returns the manifest bucket key of a dataset's chunk: sorting
+// keys sorts by dataset, then commit order.
+func ManifestKey(dataset string, seq uint64) string { return fmt.Sprintf("%s.%012d", dataset, seq) }
 
 // DLQSubject returns the dead-letter subject of a stage and dataset.
 func DLQSubject(stage, dataset string) string {
@@ -124,7 +129,11 @@ type Topology struct {
 	Manifest jetstream.KeyValue
 	// Chunks holds committed chunk files under "<dataset>/<sha256><ext>", so a
 	// trainer on another machine can follow a dataset through NATS.
-	Chunks  jetstream.ObjectStore
+	Chunks jetstream.ObjectStore
+	// Cache is the fetch stage's key-value bucket, shared by every fetch
+	// member: HTTP validators per URL and the source id that holds each body
+	// (docs/fetch.md).
+	Cache   jetstream.KeyValue
 	Fetch   jetstream.Consumer
 	Combine jetstream.Consumer
 	// Transform is the transform stage's consumer.
@@ -249,6 +258,13 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", BucketChunks, err)
+	}
+	t.Cache, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: BucketCache, Description: "fetch cache: validators per URL, source id per body",
+		Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure key-value %s: %w", BucketCache, err)
 	}
 	return t, nil
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/trainfeed/trainfeed/consumers/follow"
+	"github.com/trainfeed/trainfeed/internal/natsconn"
+	"github.com/trainfeed/trainfeed/internal/topology"
+)
+
+func followCmd() *cobra.Command {
+	var cfg follow.Config
+	var conn *natsconn.Options
+	cmd := &cobra.Command{
+		Use:   "follow --nats URL --dataset NAME --out DIR",
+		Short: "Mirror a dataset's chunks and manifest into a folder as they are committed",
+		Long: `follow is the trainer's side: it reads a dataset's chunk events from NATS,
+downloads each chunk from the chunks object store, checks its sha256, puts it in
+DIR/<dataset>/ and rewrites DIR/<dataset>/manifest.json after each one. It starts
+after the last chunk its folder's manifest lists (or at --from) and runs until
+interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Dataset == "" {
+				return errors.New("--dataset is required")
+			}
+			conn.Name = "trainfeed-follow"
+			nc, err := natsconn.Connect(*conn)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			kv, err := js.KeyValue(ctx, topology.BucketManifest)
+			if err != nil {
+				return fmt.Errorf("follow: %s: %w (has a trainfeed pipeline run on this NATS?)", topology.BucketManifest, err)
+			}
+			store, err := js.ObjectStore(ctx, topology.BucketChunks)
+			if err != nil {
+				return fmt.Errorf("follow: %s: %w", topology.BucketChunks, err)
+			}
+			f, err := follow.New(js, kv, store, cfg)
+			if err != nil {
+				return err
+			}
+			return f.Run(ctx)
+		},
+	}
+	fl := cmd.Flags()
+	conn = natsFlags(fl)
+	fl.StringVar(&cfg.Dataset, "dataset", "", "dataset to follow")
+	fl.StringVar(&cfg.Out, "out", "follow", "folder to mirror into; the dataset goes to OUT/<dataset>/")
+	fl.Uint64Var(&cfg.From, "from", 0, "start at this chunk sequence number (default: after the last one in OUT)")
+	return cmd
+}

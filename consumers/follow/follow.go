@@ -1,0 +1,197 @@
+// Package follow is the trainer's side of trainfeed: it mirrors a dataset's
+// committed chunks and its manifest into a local folder as they are
+// committed, through NATS alone, verifying every chunk's sha256. It resumes
+// where its folder's manifest stops.
+package follow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// Config says what to follow and where to put it.
+type Config struct {
+	// Dataset to follow.
+	Dataset string
+	// Out is the folder; the dataset goes to Out/<dataset>/ like combine's output.
+	Out string
+	// From skips chunks with a lower sequence number. 0: resume after the
+	// last chunk of the folder's manifest, or start at the beginning.
+	From uint64
+	// OnChunk, if set, is called after each chunk is in place and listed.
+	OnChunk func(ch *wire.Chunk)
+	// Logger receives one line per chunk. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	if !wire.ValidDataset(c.Dataset) {
+		return fmt.Errorf("follow: invalid dataset name %q", c.Dataset)
+	}
+	if c.Out == "" {
+		return errors.New("follow: output folder is required")
+	}
+	return nil
+}
+
+// Follower mirrors one dataset.
+type Follower struct {
+	js       jetstream.JetStream
+	manifest jetstream.KeyValue
+	chunks   jetstream.ObjectStore
+	cfg      Config
+}
+
+// New returns a follower; it starts nothing.
+func New(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.ObjectStore, cfg Config) (*Follower, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Follower{js: js, manifest: manifest, chunks: chunks, cfg: cfg}, nil
+}
+
+// Run mirrors chunks as their events arrive until ctx ends.
+func (f *Follower) Run(ctx context.Context) error {
+	m, err := combine.ReadManifest(f.cfg.Out, f.cfg.Dataset)
+	if errors.Is(err, os.ErrNotExist) {
+		m = combine.NewManifest(f.cfg.Dataset)
+	} else if err != nil {
+		return err
+	}
+	have := m.LastSeq()
+	if f.cfg.From > 0 && f.cfg.From-1 > have {
+		have = f.cfg.From - 1
+	}
+	cons, err := f.js.OrderedConsumer(ctx, topology.StreamChunks, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{topology.Subject(topology.SubjectChunks, f.cfg.Dataset)},
+	})
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { <-ctx.Done(); it.Stop() }) // ends the wait in Next below
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			f.cfg.Logger.Warn("follow", "dataset", f.cfg.Dataset, "err", err)
+			continue
+		}
+		var ch wire.Chunk
+		if err := wire.Decode(msg.Data(), &ch); err != nil {
+			f.cfg.Logger.Warn("follow: skipping malformed chunk event", "err", err)
+			continue
+		}
+		if ch.Seq <= have {
+			continue
+		}
+		// Events may arrive out of order when a member repaired a crash: the
+		// manifest bucket has every entry, so fill the gap from it.
+		for seq := have + 1; seq < ch.Seq; seq++ {
+			missing, err := f.entry(ctx, seq)
+			if err != nil {
+				return err
+			}
+			if err := f.add(ctx, m, missing); err != nil {
+				return err
+			}
+		}
+		if err := f.add(ctx, m, &ch); err != nil {
+			return err
+		}
+		have = ch.Seq
+	}
+}
+
+func (f *Follower) entry(ctx context.Context, seq uint64) (*wire.Chunk, error) {
+	e, err := f.manifest.Get(ctx, topology.ManifestKey(f.cfg.Dataset, seq))
+	if err != nil {
+		return nil, fmt.Errorf("follow %s: chunk %d: %w", f.cfg.Dataset, seq, err)
+	}
+	var ch wire.Chunk
+	if err := wire.Decode(e.Value(), &ch); err != nil {
+		return nil, fmt.Errorf("follow %s: chunk %d: %w", f.cfg.Dataset, seq, err)
+	}
+	return &ch, nil
+}
+
+// add downloads a chunk into place, then lists it in the manifest.
+func (f *Follower) add(ctx context.Context, m *combine.Manifest, ch *wire.Chunk) error {
+	if ch.Records == 0 {
+		return nil
+	}
+	if err := f.download(ctx, ch); err != nil {
+		return err
+	}
+	m.Add(ch)
+	if err := combine.WriteManifest(f.cfg.Out, m); err != nil {
+		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
+	}
+	f.cfg.Logger.Info("chunk", "dataset", ch.Dataset, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
+	if f.cfg.OnChunk != nil {
+		f.cfg.OnChunk(ch)
+	}
+	return nil
+}
+
+func (f *Follower) download(ctx context.Context, ch *wire.Chunk) error {
+	if ch.Object == "" {
+		return fmt.Errorf("follow %s: chunk %d was not uploaded to the %s object store", ch.Dataset, ch.Seq, topology.BucketChunks)
+	}
+	dir := filepath.Join(f.cfg.Out, ch.Dataset)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	obj, err := f.chunks.Get(ctx, ch.Object)
+	if err != nil {
+		return fmt.Errorf("follow %s: chunk %d: %w", ch.Dataset, ch.Seq, err)
+	}
+	defer obj.Close()
+	tmp, err := os.CreateTemp(dir, ".tmp-follow-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), obj)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("follow %s: chunk %d: %w", ch.Dataset, ch.Seq, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ch.SHA256 {
+		return fmt.Errorf("follow %s: chunk %d: sha256 %s, manifest says %s", ch.Dataset, ch.Seq, got, ch.SHA256)
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, ch.File))
+}
