@@ -347,8 +347,8 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 }
 
 // writeManifest replaces the dataset's manifest.json with its committed
-// chunks, unless the file already lists a later chunk (another member on the
-// same folder wrote it).
+// chunks. Members sharing a folder each write what their ledger knows; the
+// latest commit's writer lists everything up to it.
 func (c *Combiner) writeManifest(ds *dataset) error {
 	m := NewManifest(ds.name)
 	m.Format = string(c.cfg.Format)
@@ -357,9 +357,6 @@ func (c *Combiner) writeManifest(ds *dataset) error {
 		m.Add(ch)
 	}
 	c.mu.Unlock()
-	if cur, err := ReadManifest(c.cfg.Out, ds.name); err == nil && cur.LastSeq() > m.LastSeq() {
-		return nil
-	}
 	return WriteManifest(c.cfg.Out, m)
 }
 

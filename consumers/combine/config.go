@@ -25,7 +25,7 @@ type Config struct {
 	// data reaches trainers while a slow stream runs. Default 5s.
 	MaxAge time.Duration
 	// Idle flushes a chunk when no batch has arrived for this long: the input
-	// has ended, for now. Default 250ms.
+	// has ended, for now. Default 100ms.
 	Idle time.Duration
 	// MaxHeld flushes a chunk once it holds this many messages; keep it at or
 	// below half the combine consumer's ack window so the next chunk can fill
@@ -42,7 +42,7 @@ func DefaultConfig() Config {
 		ChunkRecords: 10_000,
 		ChunkBytes:   64 << 20,
 		MaxAge:       5 * time.Second,
-		Idle:         250 * time.Millisecond,
+		Idle:         100 * time.Millisecond,
 		MaxHeld:      512,
 	}
 }
