@@ -1,0 +1,88 @@
+package wire
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func TestRoundTrips(t *testing.T) {
+	at := time.Unix(1795939200, 123) // msgpack decodes times in time.Local
+	tests := []struct {
+		name string
+		in   any
+		out  any
+	}{
+		{"source", &Source{ID: "a", Dataset: "ds", URL: "https://x/a.csv", Format: "csv", Headers: map[string]string{"Authorization": "x"}, PublishedAt: at}, &Source{}},
+		{"fetched", &Fetched{SourceID: "a", Dataset: "ds", URL: "u", Object: "sha256/ab", SHA256: "ab", Size: 10, ContentType: "text/csv", FetchedAt: at}, &Fetched{}},
+		{"batch", &RecordBatch{SourceID: "a", Dataset: "ds", Part: 2, Last: true, Rows: 3, At: at, Columns: []Column{
+			{Name: "i", Type: TypeInt, Ints: []int64{math.MinInt64, 0, math.MaxInt64}},
+			{Name: "f", Type: TypeFloat, Floats: []float64{-1.5, 0, math.Inf(1)}, Nulls: []bool{false, true, false}},
+			{Name: "b", Type: TypeBool, Bools: []bool{true, false, true}},
+			{Name: "s", Type: TypeString, Strings: []string{"", "é", "x\x00y"}},
+		}}, &RecordBatch{}},
+		{"empty batch", &RecordBatch{SourceID: "a", Dataset: "ds", Last: true, At: at}, &RecordBatch{}},
+		{"chunk", &Chunk{Dataset: "ds", Seq: 7, File: "f", Records: 10, Schema: []Field{{"i", TypeInt}}, CreatedAt: at,
+			Parts: []PartRef{{SourceID: "a", Part: 0, Last: true, Rows: 10}}}, &Chunk{}},
+		{"dead letter", &DeadLetter{Stage: "fetch", Dataset: "ds", Subject: "s", StreamSeq: 3, Data: []byte{1, 2},
+			Headers: map[string][]string{"K": {"v"}}, Error: "404", Attempts: 1, At: at}, &DeadLetter{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := Encode(tt.in)
+			require.NoError(t, err)
+			require.NoError(t, Decode(data, tt.out))
+			require.Equal(t, tt.in, tt.out)
+		})
+	}
+}
+
+func TestDecodeRefusesNewerVersions(t *testing.T) {
+	data, err := msgpack.Marshal(&Fetched{V: Version + 1})
+	require.NoError(t, err)
+	require.ErrorIs(t, Decode(data, &Fetched{}), ErrVersion)
+	_, err = DecodeSource([]byte(`{"v": 99, "url": "x"}`), "")
+	require.ErrorIs(t, err, ErrVersion)
+}
+
+func TestColumnSkipsUnknownKeys(t *testing.T) {
+	data, err := msgpack.Marshal(map[string]any{"name": "x", "type": "int", "ints": []int64{1, 2}, "future": map[string]int{"a": 1}})
+	require.NoError(t, err)
+	var c Column
+	require.NoError(t, msgpack.Unmarshal(data, &c))
+	require.Equal(t, Column{Name: "x", Type: TypeInt, Ints: []int64{1, 2}}, c)
+}
+
+func TestDecodeSource(t *testing.T) {
+	mp, err := Encode(&Source{ID: "m", URL: "https://x/m.csv"})
+	require.NoError(t, err)
+	tests := []struct {
+		name, contentType string
+		data              []byte
+		want              Source
+		err               string
+	}{
+		{name: "json", data: []byte(` {"url": "https://x/a.csv", "dataset": "web"}`), want: Source{URL: "https://x/a.csv", Dataset: "web"}},
+		{name: "json by header", contentType: "application/json", data: []byte(`{"url": "a", "id": "i"}`), want: Source{URL: "a", ID: "i"}},
+		{name: "msgpack", data: mp, want: Source{V: Version, ID: "m", URL: "https://x/m.csv"}},
+		{name: "no url", data: []byte(`{"dataset": "x"}`), err: "no url"},
+		{name: "unknown key", data: []byte(`{"url": "a", "ulr": "b"}`), err: "unknown field"},
+		{name: "bad dataset", data: []byte(`{"url": "a", "dataset": "a.b"}`), err: "invalid dataset"},
+		{name: "garbage", data: []byte("garbage"), err: "decode"},
+		{name: "broken json", data: []byte(`{"url": `), err: "decode source json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeSource(tt.data, tt.contentType)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
