@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -39,13 +41,26 @@ interrupted.`,
 				return err
 			}
 			ctx := cmd.Context()
-			kv, err := js.KeyValue(ctx, topology.BucketManifest)
-			if err != nil {
-				return fmt.Errorf("follow: %s: %w (has a trainfeed pipeline run on this NATS?)", topology.BucketManifest, err)
-			}
-			store, err := js.ObjectStore(ctx, topology.BucketChunks)
-			if err != nil {
-				return fmt.Errorf("follow: %s: %w", topology.BucketChunks, err)
+			// The pipeline may not have created its buckets yet: wait for them.
+			var kv jetstream.KeyValue
+			var store jetstream.ObjectStore
+			for waited := false; ; waited = true {
+				if kv, err = js.KeyValue(ctx, topology.BucketManifest); err == nil {
+					if store, err = js.ObjectStore(ctx, topology.BucketChunks); err == nil {
+						break
+					}
+				}
+				if !errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					return fmt.Errorf("follow: %w", err)
+				}
+				if !waited {
+					slog.Info("waiting for a trainfeed pipeline to create its buckets", "nats", nc.ConnectedUrlRedacted())
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(250 * time.Millisecond):
+				}
 			}
 			f, err := follow.New(js, kv, store, cfg)
 			if err != nil {

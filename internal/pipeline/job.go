@@ -61,6 +61,11 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 	if err != nil {
 		return Summary{}, err
 	}
+	// This process is the only member of every stage: what a crashed run
+	// left unacknowledged can be taken back now instead of after AckWait.
+	if err := topo.Reclaim(ctx); err != nil {
+		return Summary{}, err
+	}
 	stages, err := New(topo, j.Stages)
 	if err != nil {
 		return Summary{}, err

@@ -83,9 +83,31 @@ type Config struct {
 	MaxBytes int64
 	// Duplicates is the dedup window of Nats-Msg-Id. Default 2 minutes.
 	Duplicates time.Duration
+	// Sources, Fetched, Records and DLQ cap the streams of those names
+	// beyond MaxBytes (docs/operations.md, "Backpressure"). Every stream
+	// refuses new messages when full (discard new): nothing stored is ever
+	// dropped to make room, and publishers are told to retry.
+	Sources, Fetched, Records, DLQ Limits
 	// Fetch, Transform and Combine are the consumer windows.
 	Fetch, Transform, Combine Window
 }
+
+// Limits caps one stream. Zero fields take the defaults given for each.
+type Limits struct {
+	// MaxBytes caps the stream's size in bytes. Default: Config.MaxBytes
+	// (the DLQ: no limit).
+	MaxBytes int64
+	// MaxMsgs caps the messages the stream holds. Default: no limit.
+	MaxMsgs int64
+	// MaxAge removes messages older than this. Only the sources and DLQ
+	// streams take it: an age limit on a work stream would drop work nobody
+	// has done. Default: 7 days for sources, none for the DLQ.
+	MaxAge time.Duration
+}
+
+// DefaultSourcesMaxAge is how long the sources stream keeps a source for
+// rebuilds unless Config.Sources.MaxAge says otherwise.
+const DefaultSourcesMaxAge = 7 * 24 * time.Hour
 
 // DefaultConfig returns the settings trainfeed runs with unless told otherwise.
 // The windows are sized from measurements (docs/performance.md): fetch is
@@ -107,6 +129,14 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("replicas %d: must be 1 to 5", c.Replicas)
+	}
+	for name, l := range map[string]Limits{StreamSources: c.Sources, StreamFetched: c.Fetched, StreamRecords: c.Records, StreamDLQ: c.DLQ} {
+		if l.MaxBytes < 0 || l.MaxMsgs < 0 || l.MaxAge < 0 {
+			return fmt.Errorf("%s limits: max bytes, max messages and max age must not be negative", name)
+		}
+	}
+	if c.Fetched.MaxAge != 0 || c.Records.MaxAge != 0 {
+		return errors.New("work streams take no max age: it would drop messages no stage has handled yet")
 	}
 	for name, w := range map[string]Window{ConsumerFetch: c.Fetch, ConsumerTransform: c.Transform, ConsumerCombine: c.Combine} {
 		if w.MaxAckPending < 1 {
@@ -192,27 +222,39 @@ func retryable(err error) bool {
 }
 
 func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
-	work := func(name, subject string) jetstream.StreamConfig {
+	orDefault := func(v, def int64) int64 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	work := func(name, subject string, l Limits) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name:       name,
 			Subjects:   []string{subject + ".>"},
 			Retention:  jetstream.WorkQueuePolicy,
 			Storage:    cfg.Storage,
 			Replicas:   cfg.Replicas,
-			MaxBytes:   cfg.MaxBytes,
+			MaxBytes:   orDefault(l.MaxBytes, cfg.MaxBytes),
+			MaxMsgs:    orDefault(l.MaxMsgs, -1),
 			Discard:    jetstream.DiscardNew,
 			Duplicates: cfg.Duplicates,
 		}
+	}
+	sourcesAge := cfg.Sources.MaxAge
+	if sourcesAge == 0 {
+		sourcesAge = DefaultSourcesMaxAge
 	}
 	streams := []jetstream.StreamConfig{
 		// Sources are kept (limits retention) so a dataset can be rebuilt from them.
 		{
 			Name: StreamSources, Subjects: []string{SubjectSources + ".>"}, Retention: jetstream.LimitsPolicy,
-			Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour, Duplicates: cfg.Duplicates,
-			MaxBytes: cfg.MaxBytes, Discard: jetstream.DiscardNew,
+			Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: sourcesAge, Duplicates: cfg.Duplicates,
+			MaxBytes: orDefault(cfg.Sources.MaxBytes, cfg.MaxBytes), MaxMsgs: orDefault(cfg.Sources.MaxMsgs, -1),
+			Discard: jetstream.DiscardNew,
 		},
-		work(StreamFetched, SubjectFetched),
-		work(StreamRecords, SubjectRecords),
+		work(StreamFetched, SubjectFetched, cfg.Fetched),
+		work(StreamRecords, SubjectRecords, cfg.Records),
 		{
 			Name: StreamChunks, Subjects: []string{SubjectChunks + ".>"}, Retention: jetstream.LimitsPolicy,
 			Storage: cfg.Storage, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
@@ -220,6 +262,8 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		{
 			Name: StreamDLQ, Subjects: []string{SubjectDLQ + ".>"}, Retention: jetstream.LimitsPolicy,
 			Storage: cfg.Storage, Replicas: cfg.Replicas, Duplicates: cfg.Duplicates,
+			MaxBytes: orDefault(cfg.DLQ.MaxBytes, -1), MaxMsgs: orDefault(cfg.DLQ.MaxMsgs, -1),
+			MaxAge: cfg.DLQ.MaxAge, Discard: jetstream.DiscardNew,
 		},
 	}
 	for _, sc := range streams {
@@ -269,6 +313,25 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	return t, nil
 }
 
+// IsFull reports whether err is JetStream refusing a message because the
+// stream is at one of its limits (discard new) or the server is out of
+// storage for it: the message was not stored, and publishing it again once
+// the stream has drained succeeds.
+func IsFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case 10002 /* account resource limits exceeded */, 10047 /* insufficient storage resources */ :
+		return true
+	case 10077: // storing failed: {err}
+		d := apiErr.Description
+		return strings.Contains(d, "maximum messages") || strings.Contains(d, "maximum bytes")
+	}
+	return false
+}
+
 // ConsumerOf returns the consumer of a stage by name, or nil.
 func (t *Topology) ConsumerOf(stage string) jetstream.Consumer {
 	switch stage {
@@ -278,6 +341,29 @@ func (t *Topology) ConsumerOf(stage string) jetstream.Consumer {
 		return t.Transform
 	case ConsumerCombine:
 		return t.Combine
+	}
+	return nil
+}
+
+// Reclaim hands back at once every message a stage consumer has delivered
+// but not acknowledged, by resetting the consumer to its ack floor. Only a
+// process that knows it is the sole member of every consumer group (the
+// embedded `trainfeed run`) may call it: it is how a run restarted after a
+// crash resumes without waiting AckWait for the dead process's messages.
+// Messages above the floor that were acked are delivered again; stages are
+// idempotent, so this costs work, never records.
+func (t *Topology) Reclaim(ctx context.Context) error {
+	for _, c := range []jetstream.Consumer{t.Fetch, t.Transform, t.Combine} {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("reclaim: %w", err)
+		}
+		if info.NumAckPending == 0 {
+			continue
+		}
+		if _, err := t.JS.ResetConsumer(ctx, info.Stream, info.Name); err != nil {
+			return fmt.Errorf("reclaim %s: %w", info.Name, err)
+		}
 	}
 	return nil
 }
