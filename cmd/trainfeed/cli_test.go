@@ -181,6 +181,9 @@ func TestRunResumesAfterKill9(t *testing.T) {
 		}
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		_ = cmd.Wait()
+		m, err := combine.ReadManifest(out, "default")
+		require.NoError(t, err)
+		require.Less(t, m.Records, int64(n*rows), "kill %d came after the run was over", kill+1)
 	}
 	stdout, code := trainfeed(t, ".", args...)
 	require.Equal(t, 0, code, stdout)
