@@ -24,6 +24,11 @@ import (
 // DefaultDataset is the dataset of sources that name none.
 const DefaultDataset = "default"
 
+// ErrFull is returned, wrapped, when the sources stream is at its limits and
+// refuses new sources: the pipeline is full. Nothing was stored; publish the
+// source again later. Check for it with errors.Is.
+var ErrFull = errors.New("pipeline full, retry later")
+
 // Source describes one thing to ingest.
 type Source struct {
 	// ID identifies the source; publishing the same ID twice within the
@@ -82,6 +87,9 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	_, err = p.js.Publish(ctx, topology.Subject(topology.SubjectSources, src.Dataset), data,
 		jetstream.WithMsgID("source/"+src.ID))
 	if err != nil {
+		if topology.IsFull(err) {
+			return src, fmt.Errorf("publish %s: %w: %w", src.URL, ErrFull, err)
+		}
 		return src, fmt.Errorf("publish %s: %w", src.URL, err)
 	}
 	return src, nil

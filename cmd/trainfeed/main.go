@@ -35,7 +35,7 @@ func main() {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return setupLogging(logLevel, logFormat)
 	}
-	root.AddCommand(followCmd(), runCmd(), benchCmd())
+	root.AddCommand(followCmd(), runCmd(), benchCmd(), serveCmd(), publishCmd(), dlqCmd(), statusCmd(), rebuildCmd())
 	err := root.ExecuteContext(ctx)
 	var ee exitError
 	switch {

@@ -9,10 +9,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/consumers/fetch"
+	"github.com/trainfeed/trainfeed/consumers/transform"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
+	"github.com/trainfeed/trainfeed/internal/progress"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
 )
@@ -23,6 +27,9 @@ func runCmd() *cobra.Command {
 		chunkRecords                                       int
 		maxAge                                             time.Duration
 		quiet                                              bool
+		strict                                             bool
+		transforms                                         string
+		fetchCfg                                           fetch.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "run --sources FILE --out DIR",
@@ -65,18 +72,28 @@ recognised and not added twice.`,
 				Dataset:  dataset,
 				Topology: topology.DefaultConfig(),
 			}
+			job.Stages.Fetch = fetchCfg
+			job.Stages.Transform.Strict = strict
+			if transforms != "" {
+				if job.Stages.Transform.Specs, err = transform.LoadSpecs(transforms); err != nil {
+					return fmt.Errorf("--transforms: %w", err)
+				}
+			}
 			job.Stages.Fetch.Root = root
 			job.Stages.Combine = combine.DefaultConfig()
 			job.Stages.Combine.Out = out
 			job.Stages.Combine.Format = f
 			job.Stages.Combine.ChunkRecords = chunkRecords
 			job.Stages.Combine.MaxAge = maxAge
+			var bar *progress.Reporter
 			if !quiet {
-				job.Progress = func(done, total int, records int64) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "progress: %d/%d sources done, %d records\n", done, total, records)
-				}
+				bar = progress.New(cmd.ErrOrStderr())
+				job.Progress, job.ProgressEvery, job.Stages.Observe = bar.Update, bar.Every(), bar.Observe
 			}
 			sum, err := job.Run(cmd.Context(), entries)
+			if bar != nil {
+				bar.Finish()
+			}
 			printSummary(cmd.OutOrStdout(), sum, out, f)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "trainfeed run: stopped before every source was done:", err)
@@ -98,7 +115,10 @@ recognised and not added twice.`,
 	fl.StringVar(&store, "store", "", "JetStream store folder of the embedded server (default OUT/.jetstream)")
 	fl.StringVar(&root, "root", "", "local files and file:// URLs are allowed only below this folder (default: the current folder)")
 	fl.StringVar(&listen, "listen", "", "also accept NATS clients (trainfeed follow, nats) on this host:port while running")
-	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar or lines")
+	addFetchFlags(fl, &fetchCfg)
+	fl.BoolVar(&strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
+	fl.StringVar(&transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
 	return cmd
 }
 
@@ -141,4 +161,18 @@ func printSummary(w io.Writer, s pipeline.Summary, out string, f chunk.Format) {
 		}
 		fmt.Fprintf(w, "  %s\n    %s: %s%s\n", o.URL, o.Stage, o.Reason, attempts)
 	}
+}
+
+// addFetchFlags adds the flags that shape the fetch stage (docs/fetch.md).
+func addFetchFlags(fl *pflag.FlagSet, c *fetch.Config) {
+	fl.BoolVar(&c.AllowPrivate, "allow-private", false,
+		"allow sources on private and loopback addresses (link-local and cloud metadata addresses are always refused)")
+	fl.StringSliceVar(&c.AllowHosts, "allow-hosts", nil,
+		"allow private and loopback addresses for these host names (*.domain for sub-domains), addresses and CIDR networks only")
+	fl.DurationVar(&c.CacheTTL, "cache-ttl", 0,
+		"reuse a URL's cached body without asking the server while it is younger than this (0: always ask, conditionally)")
+	fl.Int64Var(&c.MaxBodyBytes, "max-body", 4<<30, "largest body, in bytes, after gzip decoding")
+	fl.IntVar(&c.MaxPerHost, "per-host", 64, "downloads at once from one host (lower it to be polite to hosts you do not own; see also --rate)")
+	fl.Float64Var(&c.PerHostRate, "rate", 0, "requests per second to one host (0: no limit)")
+	fl.IntVar(&c.MaxInFlight, "in-flight", 256, "downloads at once, over all hosts")
 }

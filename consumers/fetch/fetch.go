@@ -3,27 +3,34 @@
 // content-addressed by SHA-256, then publishes a wire.Fetched that references
 // it.
 //
+// Downloads are bounded like a polite crawler's: a global and a per-host
+// limit on downloads at once, an optional per-host request rate, a memory
+// budget shared by all spools, timeouts for every phase and a size cap. The
+// address actually dialled is checked, after DNS and after every redirect:
+// link-local and cloud metadata addresses are always refused, private and
+// loopback ones unless allowed. A key-value cache shared by all fetch members
+// keeps each URL's validators, so a re-fetch is conditional and a 304 reuses
+// the stored body; the same bucket maps each (dataset, URL, format, body) to
+// the one source id its records are added under, so unchanged content is
+// never added to a dataset twice. docs/fetch.md is the operators' guide.
+//
 // The Handler never acknowledges anything: it returns nil once the Fetched
 // message is acknowledged by JetStream, an error marked runner.Permanent when
 // no retry can help (a 4xx status other than 408, 425 and 429, a bad URL, a
-// missing file, a body over the size cap, a malformed source), and a plain
-// error, or one carrying an HTTP Retry-After as runner.RetryAfter, when a
-// later attempt may succeed (network errors, 5xx, 408, 425, 429, a truncated
-// or stalled body).
+// refused address, a missing file, a body over the size cap, a malformed
+// source), and a plain error, or one carrying an HTTP Retry-After as
+// runner.RetryAfter, when a later attempt may succeed (network errors, 5xx,
+// 408, 425, 429, a truncated or stalled body).
 package fetch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,149 +40,49 @@ import (
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
-// Defaults of Config's fields.
-const (
-	defaultMaxBodyBytes    = 4 << 30
-	defaultConnectTimeout  = 10 * time.Second
-	defaultHeaderTimeout   = 30 * time.Second
-	defaultIdleBodyTimeout = 60 * time.Second
-	defaultTimeout         = 30 * time.Minute
-	defaultSpoolMemory     = 8 << 20
-	defaultMaxConnsPerHost = 64
-	defaultUserAgent       = "trainfeed/0.1"
-)
-
 // objectPrefix starts the name of every body in the object store:
 // "sha256/<hex digest>".
 const objectPrefix = "sha256/"
 
-// Config shapes a Handler. A zero field takes its default.
-type Config struct {
-	// Root is the folder local sources may be read from: file:// URLs and
-	// plain paths are allowed only at or below it once both are made absolute
-	// and their symbolic links resolved; relative paths are taken relative to
-	// it. Empty: local files are refused.
-	Root string
-	// MaxBodyBytes caps a body (after transparent gzip decoding); a larger
-	// one fails permanently. Default 4 GiB.
-	MaxBodyBytes int64
-	// ConnectTimeout bounds a TCP connect and a TLS handshake. Default 10s.
-	ConnectTimeout time.Duration
-	// HeaderTimeout bounds the wait for response headers once a request is
-	// sent. Default 30s.
-	HeaderTimeout time.Duration
-	// IdleBodyTimeout fails a download whose body sends no byte for this
-	// long. Default 60s.
-	IdleBodyTimeout time.Duration
-	// Timeout bounds one whole fetch: download, upload and publish.
-	// Default 30m.
-	Timeout time.Duration
-	// SpoolMemory is how much of a body is held in memory before upload;
-	// the rest spills to a temporary file in SpoolDir. Default 8 MiB.
-	SpoolMemory int64
-	// SpoolDir holds spilled bodies while they upload. Default os.TempDir().
-	SpoolDir string
-	// MaxConnsPerHost caps the connections, and the idle connections kept,
-	// per host. Default 64.
-	MaxConnsPerHost int
-	// UserAgent is sent with every request unless the source names its own.
-	// Default "trainfeed/0.1".
-	UserAgent string
-}
-
-// Validate reports settings that cannot work: negative sizes, timeouts or
-// connection counts, and a Root or SpoolDir that is not an existing folder.
-// Zero values are valid and mean the defaults.
-func (c Config) Validate() error {
-	for _, v := range []struct {
-		name string
-		val  int64
-	}{
-		{"max body bytes", c.MaxBodyBytes},
-		{"connect timeout", int64(c.ConnectTimeout)},
-		{"header timeout", int64(c.HeaderTimeout)},
-		{"idle body timeout", int64(c.IdleBodyTimeout)},
-		{"timeout", int64(c.Timeout)},
-		{"spool memory", c.SpoolMemory},
-		{"max conns per host", int64(c.MaxConnsPerHost)},
-	} {
-		if v.val < 0 {
-			return fmt.Errorf("%s %d: must not be negative", v.name, v.val)
-		}
-	}
-	for name, dir := range map[string]string{"root": c.Root, "spool dir": c.SpoolDir} {
-		if dir == "" {
-			continue
-		}
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%s %s: not a folder", name, dir)
-		}
-	}
-	return nil
-}
-
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = defaultMaxBodyBytes
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = defaultConnectTimeout
-	}
-	if c.HeaderTimeout == 0 {
-		c.HeaderTimeout = defaultHeaderTimeout
-	}
-	if c.IdleBodyTimeout == 0 {
-		c.IdleBodyTimeout = defaultIdleBodyTimeout
-	}
-	if c.Timeout == 0 {
-		c.Timeout = defaultTimeout
-	}
-	if c.SpoolMemory == 0 {
-		c.SpoolMemory = defaultSpoolMemory
-	}
-	if c.SpoolDir == "" {
-		c.SpoolDir = os.TempDir()
-	}
-	if c.MaxConnsPerHost == 0 {
-		c.MaxConnsPerHost = defaultMaxConnsPerHost
-	}
-	if c.UserAgent == "" {
-		c.UserAgent = defaultUserAgent
-	}
-	return c
-}
-
 // Handler is the fetch stage's runner.Handler. It is safe for concurrent use;
-// all its downloads share one pooled HTTP client.
+// all its downloads share one pooled HTTP client, one set of limits and one
+// spool memory budget.
 type Handler struct {
 	js       jetstream.JetStream
 	bodies   jetstream.ObjectStore
+	cache    jetstream.KeyValue
 	cfg      Config
 	root     string // Root made absolute; "" when local files are refused
 	rootReal string // root with its symbolic links resolved
 	tr       *http.Transport
 	client   *http.Client
+	limits   *limits
+	budget   *budget
+
+	ttlMu sync.Mutex
+	ttl   time.Duration // the bodies store's TTL, once known
+	ttlOK bool
 }
 
 var _ runner.Handler = (*Handler)(nil)
 
-// New returns a Handler that stores bodies in bodies and publishes Fetched
-// messages through js. It validates cfg and builds the HTTP client; it starts
-// nothing.
-func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cfg Config) (*Handler, error) {
-	if js == nil || bodies == nil {
-		return nil, errors.New("fetch: JetStream and the bodies object store are required")
+// New returns a Handler that stores bodies in bodies, keeps its cache and
+// source identities in the cache bucket (topology.BucketCache) and publishes
+// Fetched messages through js. It validates cfg and builds the HTTP client;
+// it starts nothing.
+func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cache jetstream.KeyValue, cfg Config) (*Handler, error) {
+	if js == nil || bodies == nil || cache == nil {
+		return nil, errors.New("fetch: JetStream, the bodies object store and the cache bucket are required")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	h := &Handler{js: js, bodies: bodies, cfg: cfg}
+	h := &Handler{
+		js: js, bodies: bodies, cache: cache, cfg: cfg,
+		limits: newLimits(cfg.MaxInFlight, cfg.MaxPerHost, cfg.PerHostRate, cfg.PerHostBurst),
+		budget: newBudget(cfg.SpoolBudget),
+	}
 	if cfg.Root != "" {
 		abs, err := filepath.Abs(cfg.Root)
 		if err != nil {
@@ -187,10 +94,15 @@ func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cfg Config) (*Han
 		}
 		h.root, h.rootReal = abs, real
 	}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	pol, err := newPolicy(cfg.AllowPrivate, cfg.AllowHosts, cfg.LookupHost)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	dial := newDialer(pol, &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second})
 	h.tr = &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		// No proxy: a proxy would dial addresses the policy cannot check.
+		Proxy:                 nil,
+		DialContext:           dial.DialContext,
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.HeaderTimeout,
@@ -209,8 +121,15 @@ func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cfg Config) (*Han
 func (h *Handler) Close() { h.tr.CloseIdleConnections() }
 
 // Handle fetches the source m carries, stores its body and publishes a
-// wire.Fetched for it to the dataset's fetched subject, with Nats-Msg-Id
-// "fetched/<source id>", and waits for JetStream to acknowledge it.
+// wire.Fetched for it to the dataset's fetched subject, and waits for
+// JetStream to acknowledge it.
+//
+// The Fetched names the source id its records go under: the source's own,
+// unless the same body of the same URL (and format) was already fetched for
+// another source of the dataset, whose id it then names, with the source's
+// own id in ForSource (see docs/fetch.md). It is published with Nats-Msg-Id
+// msgID(dataset, that id), so a Fetched for the same id within the stream's
+// duplicate window is dropped by JetStream.
 //
 // A source without an id is named "s<stream sequence>". The dataset is the
 // one in m's subject: a source naming another dataset is filed under the
@@ -224,30 +143,49 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 
-	b, err := h.download(ctx, src)
+	err = h.handle(ctx, src, m.Delivered)
+	if err != nil && runner.IsPermanent(err) && m.Delivered > 1 {
+		// The runner counts attempts only for errors it retried.
+		err = runner.Permanent(fmt.Errorf("%w (attempt %d)", err, m.Delivered))
+	}
+	return err
+}
+
+func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) error {
+	got, err := h.get(ctx, src)
 	if err != nil {
 		return err
 	}
-	defer b.spool.Close()
-
-	name := objectPrefix + b.sha256
-	if err := h.store(ctx, name, b); err != nil {
-		return fmt.Errorf("fetch %s: %w", display(src.URL), err)
-	}
-	data, err := wire.Encode(&wire.Fetched{
-		SourceID: src.ID, Dataset: src.Dataset, URL: src.URL, Format: src.Format,
-		Object: name, SHA256: b.sha256, Size: b.size, ContentType: b.contentType,
-		FetchedAt: time.Now().UTC(),
-	})
+	disp := display(src.URL)
+	id, err := h.canonical(ctx, src, got.sha256)
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", display(src.URL), err)
+		return fmt.Errorf("fetch %s: %w", disp, err)
+	}
+	f := &wire.Fetched{
+		SourceID: id, Dataset: src.Dataset, URL: src.URL, Format: src.Format,
+		Object: got.object, SHA256: got.sha256, Size: got.size, ContentType: got.contentType,
+		FromCache: got.fromCache, Status: got.status, FetchedAt: time.Now().UTC(),
+	}
+	if id != src.ID {
+		f.ForSource = src.ID
+	}
+	data, err := wire.Encode(f)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	subject := topology.Subject(topology.SubjectFetched, src.Dataset)
-	if _, err := h.js.Publish(ctx, subject, data, jetstream.WithMsgID("fetched/"+src.ID)); err != nil {
-		return fmt.Errorf("fetch %s: publish to %s: %w", display(src.URL), subject, err)
+	if _, err := h.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id))); err != nil {
+		return fmt.Errorf("fetch %s: publish to %s: %w", disp, subject, err)
+	}
+	if err := h.recordOutcome(ctx, src, f, attempt); err != nil {
+		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	return nil
 }
+
+// msgID is the Nats-Msg-Id of the Fetched of source id in dataset:
+// "fetched/<dataset>/<id>". Source ids need only be unique within a dataset.
+func msgID(dataset, id string) string { return "fetched/" + dataset + "/" + id }
 
 // Annotate adds the source id and URL to a dead letter of m, when m holds a
 // source that decodes. It is a runner.DeadLetterFunc.
@@ -274,83 +212,40 @@ func decode(m *runner.Msg) (wire.Source, error) {
 	return src, nil
 }
 
-// store uploads b under name unless an object of that name, which holds the
-// same bytes since names are digests, is already stored.
-func (h *Handler) store(ctx context.Context, name string, b *body) error {
-	_, err := h.bodies.GetInfo(ctx, name)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("look up %s: %w", name, err)
-	}
-	meta := jetstream.ObjectMeta{Name: name}
-	if b.contentType != "" {
-		meta.Headers = map[string][]string{"Content-Type": {b.contentType}}
-	}
-	r, err := b.spool.Reader()
-	if err != nil {
-		return err
-	}
-	info, err := h.bodies.Put(ctx, meta, r)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
-	}
-	// The object store hashes what it read; a difference means the spool
-	// did not give back what it was given.
-	sum, _ := hex.DecodeString(b.sha256)
-	want := "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
-	if info.Size != uint64(b.size) || info.Digest != want {
-		_ = h.bodies.Delete(ctx, name)
-		return fmt.Errorf("store %s: stored %d bytes with digest %s, want %d bytes with %s",
-			name, info.Size, info.Digest, b.size, want)
-	}
-	return nil
-}
-
-// body is a downloaded body, spooled and hashed.
-type body struct {
-	spool       *spool
+// got is a body in the object store, as a fetch found it.
+type got struct {
+	object      string
 	sha256      string
 	size        int64
 	contentType string
+	fromCache   bool
+	status      int
 }
 
-// download opens the source and reads its body into a spool while hashing
-// it. Errors name the URL.
-func (h *Handler) download(ctx context.Context, src wire.Source) (*body, error) {
-	rawURL := src.URL
-	rc, contentType, err := h.open(ctx, rawURL, src.Headers)
+// get returns the source's body, stored: read from a local file, reused from
+// the cache, or downloaded.
+func (h *Handler) get(ctx context.Context, src wire.Source) (*got, error) {
+	disp := display(src.URL)
+	t, err := parseTarget(src.URL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fetch %s: %w", disp, err)
 	}
-	defer rc.Close()
-
-	sp := newSpool(h.cfg.SpoolDir, h.cfg.SpoolMemory)
-	hash := sha256.New()
-	buf := make([]byte, 64<<10)
-	var size int64
-	for {
-		n, rerr := rc.Read(buf)
-		if n > 0 {
-			size += int64(n)
-			if size > h.cfg.MaxBodyBytes {
-				sp.Close()
-				return nil, runner.Permanent(fmt.Errorf("fetch %s: body larger than %d bytes", display(rawURL), h.cfg.MaxBodyBytes))
-			}
-			hash.Write(buf[:n])
-			if _, err := sp.Write(buf[:n]); err != nil {
-				sp.Close()
-				return nil, fmt.Errorf("fetch %s: %w", display(rawURL), err)
-			}
+	if t.path != "" {
+		rc, ct, err := h.openFile(t.path)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", disp, err)
 		}
-		if rerr == io.EOF {
-			break
+		defer rc.Close()
+		b, err := h.spoolBody(rc)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", disp, err)
 		}
-		if rerr != nil {
-			sp.Close()
-			return nil, fmt.Errorf("fetch %s: read body after %d bytes: %w", display(rawURL), size, readError(rerr))
+		defer b.spool.Close()
+		b.contentType = ct
+		if err := h.store(ctx, b); err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", disp, err)
 		}
+		return b.got(), nil
 	}
-	return &body{spool: sp, sha256: hex.EncodeToString(hash.Sum(nil)), size: size, contentType: contentType}, nil
+	return h.getHTTP(ctx, src, t.host)
 }

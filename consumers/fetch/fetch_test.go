@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,7 +38,7 @@ type env struct {
 	topo *topology.Topology
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ns := natstest.Server(t)
 	_, js := natstest.Connect(t, ns)
@@ -51,9 +49,19 @@ func newEnv(t *testing.T) *env {
 	return &env{js: js, topo: topo}
 }
 
-func (e *env) handler(t *testing.T, cfg fetch.Config) *fetch.Handler {
+// handler returns a handler on the env's topology that may reach private
+// and loopback addresses, where the test servers listen.
+func (e *env) handler(t testing.TB, cfg fetch.Config) *fetch.Handler {
 	t.Helper()
-	h, err := fetch.New(e.js, e.topo.Bodies, cfg)
+	cfg.AllowPrivate = true
+	return e.strictHandler(t, cfg)
+}
+
+// strictHandler returns a handler on the env's topology configured by cfg
+// alone.
+func (e *env) strictHandler(t testing.TB, cfg fetch.Config) *fetch.Handler {
+	t.Helper()
+	h, err := fetch.New(e.js, e.topo.Bodies, e.topo.Cache, cfg)
 	require.NoError(t, err)
 	t.Cleanup(h.Close)
 	return h
@@ -84,7 +92,7 @@ func (e *env) object(t *testing.T, name string) []byte {
 var seq atomic.Uint64
 
 // msg returns src as the runner hands it to a handler, on dataset's subject.
-func msg(t *testing.T, dataset string, src wire.Source) *runner.Msg {
+func msg(t testing.TB, dataset string, src wire.Source) *runner.Msg {
 	t.Helper()
 	data, err := wire.Encode(&src)
 	require.NoError(t, err)
@@ -225,6 +233,10 @@ func TestHandleHTTP(t *testing.T) {
 	}{
 		{name: "small body", path: "/small.csv", wantBody: small, wantCT: "text/csv"},
 		{name: "body larger than spool memory", path: "/big.bin", wantBody: big, wantCT: "application/octet-stream"},
+		{
+			name: "spool budget spent: straight to disk", path: "/big.bin", wantBody: big, wantCT: "application/octet-stream",
+			cfg: func(c *fetch.Config) { c.SpoolBudget = 1 },
+		},
 		{name: "gzip decoded", path: "/gzip", wantBody: small, wantCT: "text/csv"},
 		{name: "source headers sent", path: "/headers", headers: map[string]string{"Authorization": "Bearer t0ken"}, wantBody: small,
 			wantCT: "application/octet-stream"}, // sniffed by net/http's server
@@ -460,87 +472,4 @@ func TestConfigValidate(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
-}
-
-// TestRunnerRetries runs the handler under a real runner on the topology's
-// fetch consumer: 503s are retried with backoff, a 429's Retry-After is
-// honoured, a 404 is dead-lettered with the source's id and URL.
-func TestRunnerRetries(t *testing.T) {
-	e := newEnv(t)
-	body := []byte("id\n1\n")
-	var mu sync.Mutex
-	hits := map[string][]time.Time{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits[r.URL.Path] = append(hits[r.URL.Path], time.Now())
-		n := len(hits[r.URL.Path])
-		mu.Unlock()
-		switch {
-		case r.URL.Path == "/flaky" && n <= 2:
-			http.Error(w, "busy", http.StatusServiceUnavailable)
-		case r.URL.Path == "/limited" && n == 1:
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "slow down", http.StatusTooManyRequests)
-		case r.URL.Path == "/gone":
-			http.NotFound(w, r)
-		default:
-			_, _ = w.Write(body)
-		}
-	}))
-	t.Cleanup(srv.Close)
-
-	h := e.handler(t, fetch.Config{})
-	run, err := runner.New(e.js, e.topo.Fetch, h, runner.Config{
-		Stage: topology.ConsumerFetch, BackoffBase: 20 * time.Millisecond, Annotate: h.Annotate,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-
-	for _, src := range []wire.Source{
-		{ID: "flaky", URL: srv.URL + "/flaky"},
-		{ID: "limited", URL: srv.URL + "/limited"},
-		{ID: "gone", URL: srv.URL + "/gone"},
-	} {
-		data, err := wire.Encode(&src)
-		require.NoError(t, err)
-		_, err = e.js.Publish(ctx, topology.Subject(topology.SubjectSources, "e2e"), data)
-		require.NoError(t, err)
-	}
-
-	stats := run.Stats()
-	require.Eventually(t, func() bool {
-		return stats.Acked.Load() == 2 && stats.DeadLettered.Load() == 1
-	}, 10*time.Second, 20*time.Millisecond)
-	require.EqualValues(t, 3, stats.Retried.Load(), "two 503s and one 429")
-
-	mu.Lock()
-	require.Len(t, hits["/flaky"], 3)
-	require.Len(t, hits["/limited"], 2)
-	require.GreaterOrEqual(t, hits["/limited"][1].Sub(hits["/limited"][0]), 900*time.Millisecond,
-		"Retry-After: 1 must delay the retry, not the 20ms backoff")
-	require.Less(t, hits["/flaky"][2].Sub(hits["/flaky"][0]), 900*time.Millisecond)
-	mu.Unlock()
-
-	s, err := e.js.Stream(ctx, topology.StreamFetched)
-	require.NoError(t, err)
-	info, err := s.Info(ctx)
-	require.NoError(t, err)
-	require.EqualValues(t, 2, info.State.Msgs, "one Fetched for each source that succeeded")
-
-	dlq, err := e.js.Stream(ctx, topology.StreamDLQ)
-	require.NoError(t, err)
-	raw, err := dlq.GetLastMsgForSubject(ctx, topology.DLQSubject(topology.ConsumerFetch, "e2e"))
-	require.NoError(t, err)
-	var dl wire.DeadLetter
-	require.NoError(t, wire.Decode(raw.Data, &dl))
-	require.Equal(t, "gone", dl.SourceID)
-	require.Equal(t, srv.URL+"/gone", dl.URL)
-	require.Contains(t, dl.Error, "404 Not Found")
 }

@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/trainfeed/trainfeed/internal/runner"
@@ -28,16 +25,18 @@ const maxRedirects = 10
 // errIdleBody cancels a request whose body went quiet for IdleBodyTimeout.
 var errIdleBody = errors.New("idle body timeout")
 
-// open returns the body at rawURL and its content type. Errors name the URL
-// and are marked Permanent when no retry can help.
-func (h *Handler) open(ctx context.Context, rawURL string, headers map[string]string) (io.ReadCloser, string, error) {
-	disp := display(rawURL)
+// target is where a source's body is: a local path, or the host of an
+// http(s) URL.
+type target struct {
+	path string
+	host string
+}
+
+// parseTarget reads rawURL as a local path, a file:// URL or an http(s)
+// URL. Its errors are marked Permanent: no retry changes a URL.
+func parseTarget(rawURL string) (target, error) {
 	if path, ok := localPath(rawURL); ok {
-		rc, ct, err := h.openFile(path)
-		if err != nil {
-			return nil, "", fmt.Errorf("fetch %s: %w", disp, err)
-		}
-		return rc, ct, nil
+		return target{path: path}, nil
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -45,28 +44,24 @@ func (h *Handler) open(ctx context.Context, rawURL string, headers map[string]st
 		if errors.As(err, &ue) {
 			err = ue.Err // ue repeats the URL
 		}
-		return nil, "", runner.Permanent(fmt.Errorf("fetch %s: unsupported URL: %w", disp, err))
+		return target{}, runner.Permanent(fmt.Errorf("unsupported URL: %w", err))
 	}
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
-			return nil, "", runner.Permanent(fmt.Errorf("fetch %s: URL has no host", disp))
+			return target{}, runner.Permanent(errors.New("URL has no host"))
 		}
-		return h.openHTTP(ctx, rawURL, disp, headers)
+		return target{host: u.Host}, nil
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, "", runner.Permanent(fmt.Errorf("fetch %s: file URL names host %q; only local files can be read", disp, u.Host))
+			return target{}, runner.Permanent(fmt.Errorf("file URL names host %q; only local files can be read", u.Host))
 		}
 		if u.Path == "" {
-			return nil, "", runner.Permanent(fmt.Errorf("fetch %s: file URL has no path", disp))
+			return target{}, runner.Permanent(errors.New("file URL has no path"))
 		}
-		rc, ct, err := h.openFile(u.Path)
-		if err != nil {
-			return nil, "", fmt.Errorf("fetch %s: %w", disp, err)
-		}
-		return rc, ct, nil
+		return target{path: u.Path}, nil
 	default:
-		return nil, "", runner.Permanent(fmt.Errorf("fetch %s: unsupported scheme %q (want http, https or file)", disp, u.Scheme))
+		return target{}, runner.Permanent(fmt.Errorf("unsupported scheme %q (want http, https or file)", u.Scheme))
 	}
 }
 
@@ -94,23 +89,36 @@ func display(rawURL string) string {
 	return rawURL
 }
 
-// openHTTP sends a GET for rawURL and returns the body of a 2xx response.
+// response is what openHTTP got: a 2xx body, or a 304 to a conditional
+// request.
+type response struct {
+	body         io.ReadCloser // nil for 304
+	status       int
+	contentType  string
+	etag         string
+	lastModified string
+	noStore      bool // Cache-Control: no-store
+}
+
+// openHTTP sends a GET for rawURL and returns a 2xx response with its body,
+// or a 304 when cond (the URL's cache entry, may be nil) gave validators.
 // The source's headers are sent as given, after the User-Agent, so a source
 // may name its own; a "Host" header sets the request's host. Go's transport
 // asks for gzip and decodes it transparently, unless the source sets its own
-// Accept-Encoding: then the body is stored as the server encoded it.
-func (h *Handler) openHTTP(ctx context.Context, rawURL, disp string, headers map[string]string) (io.ReadCloser, string, error) {
+// Accept-Encoding: then the body is stored as the server encoded it. Errors
+// name the URL and the HTTP status.
+func (h *Handler) openHTTP(ctx context.Context, rawURL, disp string, headers map[string]string, cond *cacheEntry) (*response, error) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		cancel(nil)
-		return nil, "", runner.Permanent(fmt.Errorf("fetch %s: %w", disp, err))
+		return nil, runner.Permanent(fmt.Errorf("fetch %s: %w", disp, err))
 	}
 	req.Header.Set("User-Agent", h.cfg.UserAgent)
 	for k, v := range headers {
 		if !validHeader(k, v) {
 			cancel(nil)
-			return nil, "", runner.Permanent(fmt.Errorf("fetch %s: invalid header %q", disp, k))
+			return nil, runner.Permanent(fmt.Errorf("fetch %s: invalid header %q", disp, k))
 		}
 		if strings.EqualFold(k, "Host") {
 			req.Host = v
@@ -118,10 +126,30 @@ func (h *Handler) openHTTP(ctx context.Context, rawURL, disp string, headers map
 		}
 		req.Header.Set(k, v)
 	}
+	if cond != nil {
+		if cond.ETag != "" {
+			req.Header.Set("If-None-Match", cond.ETag)
+		}
+		if cond.LastModified != "" {
+			req.Header.Set("If-Modified-Since", cond.LastModified)
+		}
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		cancel(nil)
-		return nil, "", fmt.Errorf("fetch %s: %w", disp, requestError(err))
+		return nil, fmt.Errorf("fetch %s: %w", disp, requestError(err))
+	}
+	r := &response{
+		status:       resp.StatusCode,
+		contentType:  resp.Header.Get("Content-Type"),
+		etag:         resp.Header.Get("ETag"),
+		lastModified: resp.Header.Get("Last-Modified"),
+		noStore:      noStore(resp.Header),
+	}
+	if resp.StatusCode == http.StatusNotModified && cond != nil {
+		resp.Body.Close()
+		cancel(nil)
+		return r, nil
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Not drained: a stalled error body must not hold the worker, and
@@ -130,23 +158,36 @@ func (h *Handler) openHTTP(ctx context.Context, rawURL, disp string, headers map
 		cancel(nil)
 		err := fmt.Errorf("GET %s: %s", disp, resp.Status)
 		if !retryableStatus(resp.StatusCode) {
-			return nil, "", runner.Permanent(err)
+			return nil, runner.Permanent(err)
 		}
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return nil, "", runner.RetryAfter(err, d)
+			return nil, runner.RetryAfter(err, d)
 		}
-		return nil, "", err
+		return nil, err
 	}
 	if resp.ContentLength > h.cfg.MaxBodyBytes {
 		resp.Body.Close()
 		cancel(nil)
-		return nil, "", runner.Permanent(fmt.Errorf("fetch %s: body larger than %d bytes (Content-Length %d)",
-			disp, h.cfg.MaxBodyBytes, resp.ContentLength))
+		return nil, runner.Permanent(fmt.Errorf("fetch %s: %s: body larger than %d bytes (Content-Length %d)",
+			disp, resp.Status, h.cfg.MaxBodyBytes, resp.ContentLength))
 	}
 	b := &httpBody{body: resp.Body, ctx: reqCtx, cancel: cancel, idle: h.cfg.IdleBodyTimeout}
 	b.timer = time.AfterFunc(b.idle, func() { cancel(errIdleBody) })
 	b.timer.Stop()
-	return b, resp.Header.Get("Content-Type"), nil
+	r.body = b
+	return r, nil
+}
+
+// noStore reports whether the response asks not to be stored by caches.
+func noStore(hdr http.Header) bool {
+	for _, v := range hdr.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // validHeader reports whether k is a header name (a token) and v a value
@@ -213,15 +254,15 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // requestError drops the URL a *url.Error repeats and marks the errors no
-// retry can fix: an untrusted or mismatched certificate, a refused redirect.
-// Everything else (dial, reset, timeouts) stays transient.
+// retry can fix: an untrusted or mismatched certificate, a refused redirect,
+// a refused address. Everything else (dial, reset, timeouts) stays transient.
 func requestError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	var cert *tls.CertificateVerificationError
-	if errors.As(err, &cert) && !runner.IsPermanent(err) {
+	if (errors.As(err, &cert) || errors.Is(err, ErrRefused)) && !runner.IsPermanent(err) {
 		return runner.Permanent(err)
 	}
 	return err
@@ -265,81 +306,4 @@ func (b *httpBody) Close() error {
 	err := b.body.Close()
 	b.cancel(nil)
 	return err
-}
-
-// openFile opens the local file at path: relative paths are taken from the
-// root; the file, with its symbolic links resolved, must be a regular file at
-// or below the root. It returns the file and a content type guessed from its
-// extension.
-func (h *Handler) openFile(path string) (io.ReadCloser, string, error) {
-	if h.root == "" {
-		return nil, "", runner.Permanent(errors.New("local files are not allowed (no root folder configured)"))
-	}
-	p := path
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(h.root, p)
-	}
-	p = filepath.Clean(p)
-	// Refuse what is lexically outside before touching the file system, so
-	// errors tell nothing about files outside the root.
-	if _, ok := within(h.root, p); !ok {
-		if _, ok := within(h.rootReal, p); !ok {
-			return nil, "", runner.Permanent(fmt.Errorf("outside the root folder %s", h.root))
-		}
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return nil, "", fileError(err)
-	}
-	rel, ok := within(h.rootReal, real)
-	if !ok {
-		return nil, "", runner.Permanent(fmt.Errorf("resolves to a file outside the root folder %s", h.root))
-	}
-	// Opening through os.Root refuses a component swapped for a symbolic
-	// link to the outside after the check above.
-	root, err := os.OpenRoot(h.rootReal)
-	if err != nil {
-		return nil, "", fmt.Errorf("open root folder: %w", err)
-	}
-	defer root.Close()
-	f, err := root.Open(rel)
-	if err != nil {
-		return nil, "", fileError(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, "", err
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, "", runner.Permanent(errors.New("is a folder, not a file"))
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, "", runner.Permanent(errors.New("not a regular file"))
-	}
-	if fi.Size() > h.cfg.MaxBodyBytes {
-		f.Close()
-		return nil, "", runner.Permanent(fmt.Errorf("body larger than %d bytes (file has %d)", h.cfg.MaxBodyBytes, fi.Size()))
-	}
-	return f, mime.TypeByExtension(filepath.Ext(real)), nil
-}
-
-// within returns p relative to base when p is base or below it.
-func within(base, p string) (string, bool) {
-	rel, err := filepath.Rel(base, p)
-	if err != nil || (rel != "." && !filepath.IsLocal(rel)) {
-		return "", false
-	}
-	return rel, true
-}
-
-// fileError marks a failure to open a local file as permanent, unless the
-// process merely ran out of file descriptors.
-func fileError(err error) error {
-	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-		return err
-	}
-	return runner.Permanent(err)
 }

@@ -34,37 +34,3 @@ func TestParseRetryAfter(t *testing.T) {
 		})
 	}
 }
-
-func TestSpoolNeverHoldsMoreThanItsMemory(t *testing.T) {
-	for _, limit := range []int64{1, 1000, blockSize, blockSize + 1, 3 * blockSize} {
-		sp := newSpool(t.TempDir(), limit)
-		var want []byte
-		for i := range 40 {
-			p := make([]byte, 7001*i%20000)
-			for j := range p {
-				p[j] = byte(i + j)
-			}
-			n, err := sp.Write(p)
-			require.NoError(t, err)
-			require.Equal(t, len(p), n)
-			want = append(want, p...)
-			require.LessOrEqual(t, sp.memCap, limit)
-		}
-		require.NotNil(t, sp.file, "a body larger than the memory limit spills to a file")
-		r, err := sp.Reader()
-		require.NoError(t, err)
-		got := make([]byte, 0, len(want))
-		buf := make([]byte, 4096)
-		for {
-			n, err := r.Read(buf)
-			got = append(got, buf[:n]...)
-			if err != nil {
-				break
-			}
-		}
-		require.Equal(t, want, got)
-		name := sp.file.Name()
-		require.NoError(t, sp.Close())
-		require.NoFileExists(t, name)
-	}
-}

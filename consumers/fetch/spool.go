@@ -15,18 +15,51 @@ const blockSize = 64 << 10
 // blocks recycles full-size memory blocks between downloads.
 var blocks = sync.Pool{New: func() any { b := make([]byte, 0, blockSize); return &b }}
 
+// budget is the memory all spools of a handler may hold together. It is
+// safe for concurrent use.
+type budget struct {
+	mu   sync.Mutex
+	left int64
+}
+
+func newBudget(total int64) *budget { return &budget{left: total} }
+
+// reserve takes n bytes from the budget, or reports false when fewer are left.
+func (b *budget) reserve(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.left < n {
+		return false
+	}
+	b.left -= n
+	return true
+}
+
+// release gives n reserved bytes back.
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.left += n
+	b.mu.Unlock()
+}
+
 // spool holds a body between download and upload: its first limit bytes in
-// memory blocks (allocated as needed, never more than limit in all), the
-// rest in a temporary file in dir. It is not safe for concurrent use.
+// memory blocks (allocated as needed, never more than limit in all, each
+// reserved from the shared budget), the rest in a temporary file in dir. A
+// spool that cannot reserve its next block spills to the file from then on,
+// so all spools together never hold more memory than the budget. It is not
+// safe for concurrent use.
 type spool struct {
 	dir    string
 	limit  int64
+	budget *budget
 	mem    []*[]byte
 	memCap int64
 	file   *os.File
 }
 
-func newSpool(dir string, limit int64) *spool { return &spool{dir: dir, limit: limit} }
+func newSpool(dir string, limit int64, b *budget) *spool {
+	return &spool{dir: dir, limit: limit, budget: b}
+}
 
 // Write appends p to the spool.
 func (s *spool) Write(p []byte) (int, error) {
@@ -37,10 +70,12 @@ func (s *spool) Write(p []byte) (int, error) {
 			last = s.mem[len(s.mem)-1]
 		}
 		if last == nil || len(*last) == cap(*last) {
-			if s.memCap >= s.limit {
+			size := min(blockSize, s.limit-s.memCap)
+			if size <= 0 || !s.budget.reserve(size) {
+				s.limit = s.memCap // spill from now on
 				break
 			}
-			last = s.block(min(blockSize, s.limit-s.memCap))
+			last = s.block(size)
 			s.mem = append(s.mem, last)
 			s.memCap += int64(cap(*last))
 		}
@@ -97,6 +132,7 @@ func (s *spool) Close() error {
 			blocks.Put(b)
 		}
 	}
+	s.budget.release(s.memCap)
 	s.mem, s.memCap = nil, 0
 	if s.file == nil {
 		return nil

@@ -1,10 +1,13 @@
 package transform
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,7 +132,7 @@ func FuzzJSONObject(f *testing.F) {
 func parseAllF(t *testing.T, line string) ([]*Batch, int64, error) {
 	t.Helper()
 	var batches []*Batch
-	n, err := Parse(context.Background(), strings.NewReader(line), ParseOptions{Format: "jsonl"}, func(b *Batch) error {
+	n, err := Parse(context.Background(), strings.NewReader(line), ParseOptions{Format: "jsonl", Strict: true}, func(b *Batch) error {
 		batches = append(batches, b)
 		return nil
 	})
@@ -233,4 +236,194 @@ func referenceValue(t *testing.T, key string, raws []json.RawMessage) refValue {
 		v.value = string(last)
 	}
 	return v
+}
+
+// FuzzJSONArray checks the JSON array parser against encoding/json: on a
+// valid array every object element is a row and every other element a
+// skipped row; on any input the batches are well formed.
+func FuzzJSONArray(f *testing.F) {
+	for _, s := range []string{
+		`[{"a":1,"b":"x"},{"a":2.5,"c":[1,{"d":null}]}]`,
+		"[\n {\"a\": \"],[{\\\"\"},\n 2,\n \"s\",\n {\"a\":}\n]",
+		`[]`, ` [ ] `, `[{}]`, `[{"a":1},]`, `[,]`, `[{"a":1}`, `[{"a":"\u00e9\ud83d\ude00"}]`,
+		`[[1,2],{"a":[{"b":{}}]},null,true]`, `[{"a":1}] [`, "[{\"a\":\"\xff\"}]", `[}, {"a":1}]`,
+	} {
+		f.Add(s, uint8(2))
+	}
+	f.Fuzz(func(t *testing.T, data string, maxRows uint8) {
+		var batches []*Batch
+		n, err := Parse(context.Background(), strings.NewReader(data), ParseOptions{Format: "json", MaxBatchRows: int(maxRows % 8)},
+			func(b *Batch) error {
+				batches = append(batches, b)
+				return nil
+			})
+		if err != nil {
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "%v is not a *ParseError", err)
+			return
+		}
+		var rows int64
+		skipped := 0
+		for i, b := range batches {
+			require.Equal(t, i == len(batches)-1, b.Last)
+			rows += int64(b.Rows)
+			skipped += b.SkippedRows
+			for _, c := range b.Columns {
+				require.True(t, utf8.ValidString(c.Name))
+				require.Equal(t, b.Rows, c.Len(), "column %q", c.Name)
+				for _, s := range c.Strings {
+					require.True(t, utf8.ValidString(s))
+				}
+			}
+		}
+		require.Equal(t, n, rows)
+
+		trimmed := strings.TrimLeft(data, " \t\r\n")
+		if !strings.HasPrefix(trimmed, "[") || !utf8.ValidString(data) || strings.Count(data, "[")+strings.Count(data, "{") > 1000 {
+			return // not comparable: sniffed as JSON lines, decoded as Latin-1, or near the depth limit
+		}
+		var elems []json.RawMessage
+		if json.Unmarshal([]byte(data), &elems) != nil {
+			return
+		}
+		objects := 0
+		for _, e := range elems {
+			if e[0] == '{' {
+				objects++
+			}
+		}
+		require.EqualValues(t, objects, n, "rows of %q", data)
+		require.Equal(t, len(elems)-objects, skipped, "skipped elements of %q", data)
+	})
+}
+
+// FuzzSpec applies specs made of random steps to parsed batches: a step may
+// fail with a *StepError, never otherwise, and every batch that comes out is
+// well formed, valid UTF-8, and no longer than what went in.
+func FuzzSpec(f *testing.F) {
+	f.Add([]byte("a,b,c\n1,x y,2024-01-01\n2,Z,\n3,x y,2024-02-01\n"), []byte{0, 17, 34, 51, 68, 85}, "x y", int64(2))
+	f.Add([]byte("{\"a\":1.5,\"b\":true}\n{\"a\":\"n/a\",\"c\":\"2024-01-01T00:00:00Z\"}\n"), []byte{7, 9, 11, 13, 200}, "b", int64(-1))
+	f.Add([]byte("k\n5\n5\n007\n"), []byte{13, 12, 3}, "5", int64(1000))
+	ops := []string{"==", "!=", "<", "<=", ">", ">=", "in", "not_in"}
+	types := []wire.Type{wire.TypeInt, wire.TypeFloat, wire.TypeBool, wire.TypeString, wire.TypeTimestamp}
+	f.Fuzz(func(t *testing.T, data, steps []byte, word string, num int64) {
+		var batches []*Batch
+		_, err := Parse(context.Background(), bytes.NewReader(data), ParseOptions{MaxBatchRows: 2}, func(b *Batch) error {
+			batches = append(batches, b)
+			return nil
+		})
+		if err != nil || len(batches[0].Columns) == 0 || len(steps) > 12 {
+			return
+		}
+		names := make([]string, len(batches[0].Columns))
+		for i, c := range batches[0].Columns {
+			names[i] = c.Name
+		}
+		var value any = word
+		if num%2 == 0 {
+			value = num
+		}
+		spec := &Spec{Optional: []string{word}}
+		for _, s := range steps {
+			col := names[int(s/16)%len(names)]
+			var st Step
+			switch s % 16 {
+			case 0:
+				st.Select = []string{col, word}
+			case 1:
+				st.Drop = []string{col}
+			case 2:
+				st.Rename = map[string]string{col: word + "_"}
+			case 3:
+				st.Cast = map[string]wire.Type{col: types[uint64(num)%uint64(len(types))]}
+			case 4:
+				st.Lower = []string{col}
+			case 5:
+				st.Trim = []string{col}
+			case 6:
+				st.DropEmpty = []string{col}
+			case 7:
+				op := ops[uint64(num)%uint64(len(ops))]
+				st.Filter = &Filter{Column: col, Op: op}
+				if op == "in" || op == "not_in" {
+					st.Filter.Values = []any{value, word}
+				} else {
+					st.Filter.Value = value
+				}
+			case 8:
+				st.Log1p = &Derive{Column: col}
+			case 9:
+				st.Tokens = &Derive{Column: col, As: word}
+			case 10:
+				st.Length = &Derive{Column: col}
+			case 11:
+				st.HashBucket = &HashBucket{Column: col, Buckets: int(uint64(num)%1000) + 1}
+			case 12:
+				st.OneHot = &OneHot{Column: col, Values: []string{word, "x"}}
+			case 13:
+				st.Dedupe = []string{col}
+			default:
+				st.Func = "identity"
+			}
+			spec.Steps = append(spec.Steps, st)
+		}
+		prog, err := compile(spec, map[string]Func{"identity": func(_ context.Context, b *Batch) (*Batch, error) { return b, nil }})
+		if err != nil {
+			return // a spec Validate refuses: a bad name, a bool ordered
+		}
+		r := prog.newRun(context.Background())
+		for _, b := range batches {
+			in := b.Rows
+			out, err := r.apply(b)
+			if err != nil {
+				var se *StepError
+				require.True(t, errors.As(err, &se), "%v is not a *StepError", err)
+				return
+			}
+			require.NoError(t, checkBatch(out))
+			require.LessOrEqual(t, out.Rows, in)
+			for _, c := range out.Columns {
+				require.True(t, utf8.ValidString(c.Name))
+				for _, s := range c.Strings {
+					require.True(t, utf8.ValidString(s), "column %q: %q", c.Name, s)
+				}
+			}
+		}
+	})
+}
+
+// FuzzCSVReader holds csvReader to encoding/csv: the same records, the same
+// errors at the same positions, the same lines, record after record.
+func FuzzCSVReader(f *testing.F) {
+	for _, s := range []string{
+		"a,b,c\n1,2,3\n", "a,\"b\nc\",d\r\ne,f\n", "x\"y,z\n1,2\n", "\"a\"b,c\n\"\"\"\",d\n",
+		"\"unterminated\nmore\n", "\n\r\n\na,b\r", "a\tb\n\"c\td\"\te\n", "\"a\",\n,\"\"\n", "a,\"b\"\r\n",
+		"\"x\"\"\ny\",1\n2,\"\"z\n",
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, data string, tsv bool) {
+		comma := byte(',')
+		if tsv {
+			comma = '\t'
+		}
+		want := csv.NewReader(strings.NewReader(data))
+		want.Comma = rune(comma)
+		want.FieldsPerRecord = -1
+		got := newCSVReader(bufio.NewReaderSize(strings.NewReader(data), 16), comma)
+		for range 1000 {
+			wrec, werr := want.Read()
+			grec, gerr := got.read()
+			require.Equal(t, werr, gerr, "input %q", data)
+			if werr == io.EOF {
+				return
+			}
+			if werr == nil {
+				require.Equal(t, wrec, grec, "input %q", data)
+				line, _ := want.FieldPos(0)
+				require.Equal(t, line, got.start, "input %q", data)
+			}
+		}
+	})
 }

@@ -1,9 +1,12 @@
 package transform
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,39 +17,14 @@ import (
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
-// Config shapes the transform stage.
-type Config struct {
-	// MaxBatchBytes bounds the raw value bytes of one record batch, so its
-	// message stays well under the 1 MiB payload limit. Default 256 KiB.
-	MaxBatchBytes int
-	// MaxBatchRows bounds the records of one batch. Default 5,000.
-	MaxBatchRows int
-	// Publishing is how many batches of one source may await JetStream's
-	// acknowledgement while parsing goes on. Default 4.
-	Publishing int
-}
-
-// DefaultConfig returns the settings transform runs with unless told otherwise.
-func DefaultConfig() Config {
-	return Config{MaxBatchBytes: 256 << 10, MaxBatchRows: 5000, Publishing: 4}
-}
-
-// Validate reports settings that cannot work.
-func (c Config) Validate() error {
-	if c.MaxBatchBytes < 1 || c.MaxBatchBytes > 768<<10 {
-		return fmt.Errorf("transform: max batch bytes %d must be between 1 and 768 KiB", c.MaxBatchBytes)
-	}
-	if c.MaxBatchRows < 1 {
-		return fmt.Errorf("transform: max batch rows %d must be positive", c.MaxBatchRows)
-	}
-	if c.Publishing < 1 {
-		return fmt.Errorf("transform: publishing %d must be positive", c.Publishing)
-	}
-	return nil
-}
-
 // maxPayload is the largest record batch message transform publishes.
 const maxPayload = 1 << 20
+
+// parsedAhead is how many parsed batches may wait for the publisher.
+const parsedAhead = 2
+
+// errParseFailed stops the publisher when the parse failed.
+var errParseFailed = errors.New("parse failed")
 
 // Handler is the transform stage's handler: one fetched body in, its record
 // batches out.
@@ -54,29 +32,38 @@ type Handler struct {
 	js     jetstream.JetStream
 	bodies jetstream.ObjectStore
 	cfg    Config
+	progs  map[string]*program
 }
 
-// New returns a transform handler reading bodies from the object store.
+// New returns a transform handler reading bodies from the object store. It
+// checks cfg, the specs included.
 func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cfg Config) (*Handler, error) {
-	d := DefaultConfig()
-	if cfg.MaxBatchBytes == 0 {
-		cfg.MaxBatchBytes = d.MaxBatchBytes
-	}
-	if cfg.MaxBatchRows == 0 {
-		cfg.MaxBatchRows = d.MaxBatchRows
-	}
-	if cfg.Publishing == 0 {
-		cfg.Publishing = d.Publishing
-	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Handler{js: js, bodies: bodies, cfg: cfg}, nil
+	progs, err := cfg.programs()
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{js: js, bodies: bodies, cfg: cfg, progs: progs}, nil
 }
 
-// Handle parses the body a wire.Fetched names and publishes its records as
-// batches with Nats-Msg-Id "records/<source id>/<part>", so a redelivered
-// body publishes no duplicates. A malformed body is a permanent failure.
+// program returns the compiled spec of dataset, or nil.
+func (h *Handler) program(dataset string) *program {
+	if p, ok := h.progs[dataset]; ok {
+		return p
+	}
+	return h.progs["*"]
+}
+
+// Handle parses the body a wire.Fetched names, runs the dataset's spec on
+// each batch and publishes the batches with Nats-Msg-Id
+// "records/<source id>/<part>", so a redelivered body publishes no
+// duplicates. Parsing and publishing overlap: one goroutine parses while
+// another transforms, encodes and publishes. Malformed rows are skipped and
+// logged, unless Config.Strict; a malformed body, a decompression bomb and a
+// spec that does not fit the data fail the source permanently.
 func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	var f wire.Fetched
 	if err := wire.Decode(m.Data, &f); err != nil {
@@ -85,63 +72,246 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	if f.Dataset == "" {
 		f.Dataset = m.Dataset
 	}
-	obj, err := h.bodies.Get(ctx, f.Object)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return runner.Permanent(fmt.Errorf("transform %s: body %s is no longer stored", f.URL, f.Object))
+	opts := ParseOptions{
+		Format:                DetectFormat(f.Format, f.URL, f.ContentType),
+		MaxBatchBytes:         h.cfg.MaxBatchBytes,
+		MaxBatchRows:          h.cfg.MaxBatchRows,
+		Strict:                h.cfg.Strict,
+		MaxDecompressedBytes:  h.cfg.MaxDecompressedBytes,
+		MaxDecompressionRatio: h.cfg.MaxDecompressionRatio,
 	}
+	obj, err := h.openBody(ctx, f.Object)
 	if err != nil {
-		return fmt.Errorf("transform %s: open body: %w", f.URL, err)
+		return h.openError(&f, err)
+	}
+	// A compressed body is decompressed once to check its limits before
+	// any of its records is published: a bomb leaves nothing behind.
+	var body io.Reader = bufio.NewReaderSize(obj, readBufSize)
+	if magic, _ := body.(*bufio.Reader).Peek(4); isCompressed(magic) {
+		err := checkDecompression(ctx, body, opts)
+		obj.Close()
+		if err != nil {
+			return classify(&f, err)
+		}
+		if obj, err = h.openBody(ctx, f.Object); err != nil {
+			return h.openError(&f, err)
+		}
+		body = obj
 	}
 	defer obj.Close()
 
-	subject := topology.Subject(topology.SubjectRecords, f.Dataset)
-	var acks []jetstream.PubAckFuture
-	part := 0
-	opts := ParseOptions{
-		Format:        DetectFormat(f.Format, f.URL, f.ContentType),
-		MaxBatchBytes: h.cfg.MaxBatchBytes,
-		MaxBatchRows:  h.cfg.MaxBatchRows,
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	p := &publisher{
+		h: h, f: &f, cancel: cancel,
+		log: h.cfg.Logger.With("dataset", f.Dataset, "source", f.SourceID, "url", f.URL),
 	}
-	_, err = Parse(ctx, obj, opts, func(b *Batch) error {
-		rb := &wire.RecordBatch{
-			SourceID: f.SourceID, Dataset: f.Dataset, URL: f.URL, Part: part, Last: b.Last,
-			Rows: b.Rows, Columns: b.Columns, At: time.Now().UTC(),
+	if prog := h.program(f.Dataset); prog != nil {
+		p.run = prog.newRun(pctx)
+	}
+	batches := make(chan *Batch, parsedAhead)
+	published := make(chan error, 1)
+	go func() { published <- p.publishAll(pctx, batches) }()
+
+	_, perr := Parse(pctx, body, opts, func(b *Batch) error {
+		select {
+		case batches <- b:
+			return nil
+		case <-pctx.Done():
+			return context.Cause(pctx)
 		}
-		rb.SchemaFP = chunk.Fingerprint(chunk.SchemaOf(rb))
-		data, err := wire.Encode(rb)
-		if err != nil {
-			return err
-		}
-		if len(data) > maxPayload {
-			return &ParseError{Line: b.FirstLine, Err: fmt.Errorf("records from line %d take %d bytes, over the %d byte message limit", b.FirstLine, len(data), maxPayload)}
-		}
-		ack, err := h.js.PublishAsync(subject, data, jetstream.WithMsgID(fmt.Sprintf("records/%s/%d", f.SourceID, part)))
-		if err != nil {
-			return fmt.Errorf("publish part %d: %w", part, err)
-		}
-		part++
-		acks = append(acks, ack)
-		if len(acks) >= h.cfg.Publishing {
-			if err := waitAck(ctx, acks[0]); err != nil {
-				return err
-			}
-			acks = acks[1:]
-		}
-		return nil
 	})
-	for _, a := range acks {
-		if werr := waitAck(ctx, a); err == nil {
-			err = werr
+	if perr != nil {
+		cancel(errParseFailed)
+	}
+	close(batches)
+	pubErr := <-published
+
+	err = perr
+	if pubErr != nil && !errors.Is(pubErr, errParseFailed) {
+		err = pubErr // the publisher stopped the parse
+	}
+	if err == nil {
+		p.logSummary()
+		return nil
+	}
+	return classify(&f, err)
+}
+
+// openError is the error of a body that can not be opened.
+func (h *Handler) openError(f *wire.Fetched, err error) error {
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return runner.Permanent(fmt.Errorf("transform %s: body %s is no longer stored", f.URL, f.Object))
+	}
+	return fmt.Errorf("transform %s: open body: %w", f.URL, err)
+}
+
+// classify marks the errors no retry can fix as permanent: malformed input,
+// a spec that does not fit the data, a corrupt body.
+func classify(f *wire.Fetched, err error) error {
+	var (
+		parseErr *ParseError
+		stepErr  *StepError
+	)
+	if errors.As(err, &parseErr) || errors.As(err, &stepErr) || errors.Is(err, errTooLarge) || errors.Is(err, errBodyDigest) {
+		return runner.Permanent(fmt.Errorf("transform %s: %w", f.URL, err))
+	}
+	return fmt.Errorf("transform %s: %w", f.URL, err)
+}
+
+// errTooLarge marks a row too large for one message.
+var errTooLarge = errors.New("over the message size limit")
+
+// publisher transforms, encodes and publishes the batches of one source.
+type publisher struct {
+	h      *Handler
+	f      *wire.Fetched
+	run    *run // nil without a spec
+	cancel context.CancelCauseFunc
+	log    *slog.Logger
+
+	part    int
+	acks    []jetstream.PubAckFuture
+	skipped []wire.SkippedRow // not yet published
+	skips   int               // rows skipped in all
+	listed  int               // skipped rows listed in all
+}
+
+// publishAll publishes the batches from in until it closes, then waits for
+// their acknowledgements. On an error it cancels the parse.
+func (p *publisher) publishAll(ctx context.Context, in <-chan *Batch) error {
+	err := p.consume(ctx, in)
+	for _, a := range p.acks {
+		if err != nil {
+			break
 		}
+		err = waitAck(ctx, a)
 	}
 	if err != nil {
-		var perr *ParseError
-		if errors.As(err, &perr) {
-			return runner.Permanent(fmt.Errorf("transform %s: %w", f.URL, err))
+		p.cancel(err)
+	}
+	return err
+}
+
+func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
+	for b := range in {
+		if err := context.Cause(ctx); err != nil {
+			return err
 		}
-		return fmt.Errorf("transform %s: %w", f.URL, err)
+		p.noteSkips(b)
+		if p.run != nil {
+			var err error
+			if b, err = p.run.apply(b); err != nil {
+				return err
+			}
+			if b.Rows > 0 && len(b.Columns) == 0 {
+				return &StepError{Step: len(p.run.prog.steps), Op: "end", Err: errors.New("the spec leaves rows without a column")}
+			}
+		}
+		if b.Rows == 0 && !b.Last {
+			continue // its skipped rows go with the next batch
+		}
+		if err := p.publish(ctx, b); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// noteSkips logs the skipped rows b lists and keeps them for the next
+// batch published.
+func (p *publisher) noteSkips(b *Batch) {
+	p.skips += b.SkippedRows
+	for _, s := range b.Skipped {
+		p.log.Warn("skipped malformed row", "line", s.Line, "reason", s.Reason)
+	}
+	p.listed += len(b.Skipped)
+	p.skipped = append(p.skipped, b.Skipped...)
+}
+
+// logSummary logs how many rows the source skipped, when the warnings did
+// not name them all.
+func (p *publisher) logSummary() {
+	if p.skips > p.listed {
+		p.log.Warn("skipped malformed rows", "rows", p.skips, "listed", p.listed)
+	}
+}
+
+// publish encodes b and publishes it, in as many parts as the message size
+// limit needs.
+func (p *publisher) publish(ctx context.Context, b *Batch) error {
+	rb := &wire.RecordBatch{
+		SourceID: p.f.SourceID, Dataset: p.f.Dataset, URL: p.f.URL, Part: p.part, Last: b.Last,
+		Rows: b.Rows, Columns: b.Columns, Skipped: p.skipped, At: time.Now().UTC(),
+	}
+	rb.SchemaFP = chunk.Fingerprint(chunk.SchemaOf(rb))
+	data, err := wire.Encode(rb)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxPayload {
+		if b.Rows <= 1 {
+			return fmt.Errorf("the record on line %d takes %d bytes: %w of %d bytes", b.FirstLine, len(data), errTooLarge, maxPayload)
+		}
+		lo, hi := split(b)
+		if err := p.publish(ctx, lo); err != nil {
+			return err
+		}
+		return p.publish(ctx, hi)
+	}
+	ack, err := p.h.js.PublishAsync(topology.Subject(topology.SubjectRecords, p.f.Dataset), data,
+		jetstream.WithMsgID(fmt.Sprintf("records/%s/%d", p.f.SourceID, p.part)))
+	if err != nil {
+		return fmt.Errorf("publish part %d: %w", p.part, err)
+	}
+	p.part++
+	p.skipped = nil
+	p.acks = append(p.acks, ack)
+	if len(p.acks) >= p.h.cfg.Publishing {
+		if err := waitAck(ctx, p.acks[0]); err != nil {
+			return err
+		}
+		p.acks = p.acks[1:]
+	}
+	return nil
+}
+
+// split cuts b in two halves of its rows; only the second keeps Last.
+func split(b *Batch) (*Batch, *Batch) {
+	mid := b.Rows / 2
+	lo := &Batch{Rows: mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Columns: make([]wire.Column, len(b.Columns))}
+	hi := &Batch{Rows: b.Rows - mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Last: b.Last, Columns: make([]wire.Column, len(b.Columns))}
+	for i := range b.Columns {
+		lo.Columns[i] = sliceColumn(&b.Columns[i], 0, mid)
+		hi.Columns[i] = sliceColumn(&b.Columns[i], mid, b.Rows)
+	}
+	return lo, hi
+}
+
+// sliceColumn returns rows lo to hi of c.
+func sliceColumn(c *wire.Column, lo, hi int) wire.Column {
+	out := wire.Column{Name: c.Name, Type: c.Type}
+	switch c.Type {
+	case wire.TypeInt, wire.TypeTimestamp:
+		out.Ints = c.Ints[lo:hi]
+	case wire.TypeFloat:
+		out.Floats = c.Floats[lo:hi]
+	case wire.TypeBool:
+		out.Bools = c.Bools[lo:hi]
+	default:
+		out.Strings = c.Strings[lo:hi]
+	}
+	if c.Nulls != nil {
+		out.Nulls = c.Nulls[lo:hi]
+		hasNull := false
+		for _, n := range out.Nulls {
+			hasNull = hasNull || n
+		}
+		if !hasNull {
+			out.Nulls = nil
+		}
+	}
+	return out
 }
 
 func waitAck(ctx context.Context, a jetstream.PubAckFuture) error {
@@ -151,7 +321,7 @@ func waitAck(ctx context.Context, a jetstream.PubAckFuture) error {
 	case err := <-a.Err():
 		return fmt.Errorf("publish records: %w", err)
 	case <-ctx.Done():
-		return ctx.Err()
+		return context.Cause(ctx)
 	}
 }
 

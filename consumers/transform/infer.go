@@ -17,9 +17,11 @@ type column struct {
 	nulls     []bool   // nil until the first null
 	nullCount int
 	ints      []int64 // valid while canInt
+	times     []int64 // valid while canTime: microseconds since the epoch
 	canInt    bool
 	canFloat  bool
 	canBool   bool
+	canTime   bool
 }
 
 func newColumn(name string, capHint int) *column {
@@ -36,12 +38,18 @@ func (c *column) reset(name string) {
 	c.nulls = c.nulls[:0]
 	c.nullCount = 0
 	c.ints = c.ints[:0]
-	c.canInt, c.canFloat, c.canBool = true, true, true
+	c.times = c.times[:0]
+	c.canInt, c.canFloat, c.canBool, c.canTime = true, true, true, true
 }
 
 func (c *column) noInt() {
 	c.canInt = false
 	c.ints = c.ints[:0]
+}
+
+func (c *column) noTime() {
+	c.canTime = false
+	c.times = c.times[:0]
 }
 
 // addNulls appends n nulls.
@@ -58,6 +66,9 @@ func (c *column) addNulls(n int) {
 		c.raw = append(c.raw, "")
 		if c.canInt {
 			c.ints = append(c.ints, 0)
+		}
+		if c.canTime {
+			c.times = append(c.times, 0)
 		}
 	}
 	c.nullCount += n
@@ -83,6 +94,9 @@ func (c *column) addText(s string, ascii bool) {
 		if v, ok := parseCanonicalInt(s); ok {
 			c.ints = append(c.ints, v)
 			c.canBool = false
+			if c.canTime {
+				c.noTime()
+			}
 			c.raw = append(c.raw, s)
 			return
 		}
@@ -91,6 +105,9 @@ func (c *column) addText(s string, ascii bool) {
 	if c.canFloat {
 		if isFloatText(s) {
 			c.canBool = false
+			if c.canTime {
+				c.noTime()
+			}
 			c.raw = append(c.raw, s)
 			return
 		}
@@ -98,10 +115,21 @@ func (c *column) addText(s string, ascii bool) {
 	}
 	if c.canBool {
 		if isBoolText(s) {
+			if c.canTime {
+				c.noTime()
+			}
 			c.raw = append(c.raw, s)
 			return
 		}
 		c.canBool = false
+	}
+	if c.canTime {
+		if us, ok := parseTimestamp(s); ok {
+			c.times = append(c.times, us)
+			c.raw = append(c.raw, s)
+			return
+		}
+		c.noTime()
 	}
 	// Numbers and booleans are ASCII; only strings need checking.
 	if !ascii && !utf8.ValidString(s) {
@@ -129,6 +157,17 @@ func (c *column) addJSON(k jsonKind, text string, iv int64) {
 		return
 	}
 	c.addPresent()
+	if c.canTime {
+		us, ok := int64(0), false
+		if k == kindString {
+			us, ok = parseTimestamp(text)
+		}
+		if ok {
+			c.times = append(c.times, us)
+		} else {
+			c.noTime()
+		}
+	}
 	switch k {
 	case kindInt:
 		if c.canInt {
@@ -169,6 +208,9 @@ func (c *column) dropLast() {
 	if c.canInt {
 		c.ints = c.ints[:n]
 	}
+	if c.canTime {
+		c.times = c.times[:n]
+	}
 }
 
 // finish returns the column's values for the batch, typed, and resets c.
@@ -189,6 +231,10 @@ func (c *column) finish(capHint int) wire.Column {
 		out.Ints = c.ints
 		c.ints = make([]int64, 0, capHint)
 	case c.canFloat && c.finishFloat(&out):
+	case c.canTime:
+		out.Type = wire.TypeTimestamp
+		out.Ints = c.times
+		c.times = make([]int64, 0, capHint)
 	case c.canBool:
 		out.Type = wire.TypeBool
 		out.Bools = make([]bool, n)

@@ -3,7 +3,6 @@ package transform
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +11,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unicode/utf8"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -24,16 +20,22 @@ const (
 	FormatCSV   = "csv"
 	FormatTSV   = "tsv"
 	FormatJSONL = "jsonl"
+	// FormatJSON is a JSON array of objects, one record each; a body in
+	// this format that does not start with '[' is read as JSON lines.
+	FormatJSON = "json"
 )
 
 const (
 	defaultMaxBatchBytes = 256 << 10
 	defaultMaxBatchRows  = 5000
-	// maxLineBytes bounds one input line (JSON lines) or one record (CSV), so
-	// that a body without newlines can not make the parser hold all of it.
+	// maxLineBytes bounds one input line (JSON lines), one record (CSV) or
+	// one array element (JSON), so that a body without newlines can not
+	// make the parser hold all of it.
 	maxLineBytes = 16 << 20
 	readBufSize  = 64 << 10
 	sniffBytes   = 4 << 10
+	// maxListedSkips bounds the skipped rows Parse lists in its batches.
+	maxListedSkips = 100
 )
 
 var (
@@ -41,11 +43,13 @@ var (
 	errNotObject   = errors.New("not a json object")
 )
 
-// ParseOptions bound the batches a parser emits.
+// ParseOptions shape a parse.
 type ParseOptions struct {
-	// Format is "csv", "tsv" or "jsonl" ("ndjson" and "json" mean jsonl).
-	// Empty means sniff: jsonl when the first non-space byte is '{', else
-	// tsv when the first line holds more tabs than commas, else csv.
+	// Format is "csv", "tsv", "jsonl" ("ndjson" and "jsonlines" too) or
+	// "json" (an array of objects; JSON lines when the body does not start
+	// with '['). Empty means sniff: a JSON array when the first non-space
+	// byte is '[', JSON lines when it is '{', else tsv when the first line
+	// holds more tabs than commas, else csv.
 	Format string
 	// MaxBatchBytes bounds the raw bytes of the values in a batch
 	// (approximately: a batch is cut after the record that reaches it);
@@ -53,6 +57,17 @@ type ParseOptions struct {
 	MaxBatchBytes int
 	// MaxBatchRows bounds the rows of a batch; 0 or less means 5000.
 	MaxBatchRows int
+	// Strict fails the parse with a *ParseError at the first malformed
+	// row. By default a malformed row is skipped and listed in
+	// Batch.Skipped.
+	Strict bool
+	// MaxDecompressedBytes caps the decompressed size of compressed input;
+	// 0 or less means 8 GiB.
+	MaxDecompressedBytes int64
+	// MaxDecompressionRatio refuses compressed input that, past 64 MiB of
+	// output, expands to more than this many times the compressed bytes
+	// read; 0 or less means 200.
+	MaxDecompressionRatio int
 }
 
 // Batch is one run of typed columns. Every column holds Rows values. The
@@ -72,6 +87,10 @@ type Batch struct {
 	// Last is set on the final batch of the input, which Parse emits
 	// exactly once.
 	Last bool
+	// SkippedRows counts the malformed rows skipped since the previous
+	// batch; Skipped lists them, up to 100 over the whole input.
+	SkippedRows int
+	Skipped     []wire.SkippedRow
 }
 
 // ParseError reports malformed input: retrying the same body fails the same
@@ -99,37 +118,57 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // Parse streams records from r and calls emit for every full batch and for
 // the final batch (the one with Last set) exactly once at the end, so emit is
 // called at least once when Parse succeeds. The final batch holds the last
-// records, or none (Rows == 0) when the input has no records. gzip input is
-// detected by its magic bytes and decompressed transparently; a leading UTF-8
-// byte order mark is dropped.
+// records, or none (Rows == 0) when the input has no records.
+//
+// gzip and zstd input is recognised by its magic bytes and decompressed
+// transparently, within the limits of MaxDecompressedBytes and
+// MaxDecompressionRatio (a *ParseError wrapping ErrDecompressionLimit
+// otherwise). Text is read as UTF-8, a leading byte order mark dropped; as
+// UTF-16 when it starts with a UTF-16 byte order mark; and as Windows-1252
+// (which covers Latin-1) when its first 64 KiB are not valid UTF-8 and hold
+// no NUL byte. Any invalid UTF-8 left is replaced with U+FFFD: no value or
+// column name Parse returns holds invalid UTF-8.
 //
 // CSV and TSV input starts with a header row naming the columns; an empty
 // name becomes "col_<i>" and a repeated one "<name>_<i>", i being its 0-based
 // position. Every record must have as many fields; an empty field is null.
-// JSON lines input holds one object per line (blank lines are skipped); its
-// keys are the columns of a batch in first-seen order, a key a row lacks is
-// null there, and a nested object or array is kept as its compact JSON
-// text. A record or line may be up to 16 MiB long.
+// JSON lines input holds one object per line (blank lines are skipped), a
+// JSON array one object per element; the keys are the columns of a batch in
+// first-seen order, a key a row lacks is null there, and a nested object or
+// array is kept as its compact JSON text. A record, line or element may be
+// up to 16 MiB long.
 //
 // Each batch types each of its columns from the values it holds: int when
 // they all are integers that fit int64 (in CSV, written canonically: no '+',
 // no leading zeros, so "007" is a string), float when they all are numbers
 // (in CSV, decimal ones: no NaN, Inf, hex or '_'), bool when they all are
-// booleans (in CSV, "true" or "false" in any case), and string otherwise, a
-// JSON number or boolean then keeping its JSON text. A column of nulls only
-// is a string column. Nulls is set only on a column with a null. Invalid
-// UTF-8 is replaced with U+FFFD.
+// booleans (in CSV, "true" or "false" in any case), timestamp when they all
+// are RFC 3339 / ISO 8601 dates or date-times (see parseTimestamp), and
+// string otherwise, a JSON number or boolean then keeping its JSON text. A
+// column of nulls only is a string column. Nulls is set only on a column
+// with a null.
 //
-// Parse returns the number of rows parsed. A malformed input fails with a
-// *ParseError naming the line; an error reading r, an error from emit and
-// the context's error are returned wrapped, after the line. Parse stops at
-// the first error without the final emit. ctx is checked before every emit.
+// A malformed row (a CSV record with the wrong number of fields or bad
+// quoting, a JSON line or element that is not a valid object) is skipped and
+// reported in the next batch's Skipped, unless opts.Strict. What can not be
+// skipped fails the parse with a *ParseError naming the line: a bad header,
+// an overlong record, corrupt compressed data, a decompression limit, a
+// JSON array whose brackets do not balance. An error reading r, an error
+// from emit and the context's error are returned wrapped, after the line.
+// Parse stops at the first error without the final emit. ctx is checked
+// before every emit. Parse returns the number of rows parsed.
 func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch) error) (int64, error) {
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = defaultMaxBatchBytes
 	}
 	if opts.MaxBatchRows <= 0 {
 		opts.MaxBatchRows = defaultMaxBatchRows
+	}
+	if opts.MaxDecompressedBytes <= 0 {
+		opts.MaxDecompressedBytes = DefaultMaxDecompressedBytes
+	}
+	if opts.MaxDecompressionRatio <= 0 {
+		opts.MaxDecompressionRatio = DefaultMaxDecompressionRatio
 	}
 	format := normalizeFormat(opts.Format)
 	if format == "" && strings.TrimSpace(opts.Format) != "" {
@@ -139,17 +178,25 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 		return 0, fmt.Errorf("parse: %w", err)
 	}
 
-	in, err := openInput(r)
+	in, err := openInput(r, opts)
 	if err != nil {
 		return 0, err
 	}
-	if format == "" {
+	defer in.close()
+	switch format {
+	case "":
 		format = sniff(in.buf)
+	case FormatJSON:
+		if f := sniff(in.buf); f != FormatJSON {
+			format = FormatJSONL
+		}
 	}
 	b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 	switch format {
 	case FormatJSONL:
 		err = parseJSONL(in, b)
+	case FormatJSON:
+		err = parseJSONArray(in, b)
 	case FormatTSV:
 		err = parseCSV(in, b, '\t')
 	default:
@@ -159,9 +206,11 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 }
 
 // DetectFormat guesses a body's format from a format hint, the extension of
-// the URL's path (.csv, .tsv, .jsonl, .ndjson, .json, each also with .gz)
-// and the content type, in that order. It returns "csv", "tsv", "jsonl" or
-// "" when none of them says; Parse then sniffs the body.
+// the URL's path (.csv, .tsv, .tab, .jsonl, .ndjson, .json, each also
+// followed by .gz, .gzip, .zst or .zstd) and the content type, in that
+// order. It returns "csv", "tsv", "jsonl", "json" or "" when none of them
+// says; Parse then sniffs the body. Compression is not a format: Parse
+// recognises it by its magic bytes whatever the name says.
 func DetectFormat(hint, rawURL, contentType string) string {
 	if f := normalizeFormat(hint); f != "" {
 		return f
@@ -180,8 +229,10 @@ func normalizeFormat(name string) string {
 		return FormatCSV
 	case "tsv", "tab":
 		return FormatTSV
-	case "jsonl", "ndjson", "json", "jsonlines":
+	case "jsonl", "ndjson", "jsonlines":
 		return FormatJSONL
+	case "json":
+		return FormatJSON
 	}
 	return ""
 }
@@ -194,14 +245,18 @@ func formatFromURL(rawURL string) string {
 		p = p[:i]
 	}
 	p = strings.ToLower(p)
-	p = strings.TrimSuffix(p, ".gz")
+	for _, ext := range []string{".gz", ".gzip", ".zst", ".zstd"} {
+		p = strings.TrimSuffix(p, ext)
+	}
 	switch path.Ext(p) {
 	case ".csv":
 		return FormatCSV
 	case ".tsv", ".tab":
 		return FormatTSV
-	case ".jsonl", ".ndjson", ".json":
+	case ".jsonl", ".ndjson":
 		return FormatJSONL
+	case ".json":
+		return FormatJSON
 	}
 	return ""
 }
@@ -217,67 +272,22 @@ func formatFromContentType(contentType string) string {
 	case "text/tab-separated-values":
 		return FormatTSV
 	case "application/x-ndjson", "application/ndjson", "application/jsonl",
-		"application/x-jsonlines", "application/jsonlines", "application/json":
+		"application/x-jsonlines", "application/jsonlines":
 		return FormatJSONL
+	case "application/json", "text/json":
+		return FormatJSON
 	}
 	return ""
-}
-
-// input is the decoded byte stream a format parser reads, with the readers
-// it is made of so that errors can be blamed on the right one.
-type input struct {
-	src *sourceReader
-	lim *limitReader
-	buf *bufio.Reader
-}
-
-// openInput layers gzip detection, the record size limit and a buffer over r
-// and drops a byte order mark.
-func openInput(r io.Reader) (*input, error) {
-	in := &input{src: &sourceReader{r: r}}
-	raw := bufio.NewReaderSize(in.src, readBufSize)
-	var dec io.Reader = raw
-	if magic, _ := raw.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(raw)
-		if err != nil {
-			return nil, in.fail(0, fmt.Errorf("gzip: %w", err))
-		}
-		dec = zr
-	}
-	in.lim = &limitReader{r: dec, max: maxLineBytes + readBufSize}
-	in.buf = bufio.NewReaderSize(in.lim, readBufSize)
-	if bom, _ := in.buf.Peek(3); len(bom) == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF {
-		_, _ = in.buf.Discard(3)
-		// All the limit reader has read is buffered: look again without
-		// the mark.
-		rest, _ := in.buf.Peek(in.buf.Buffered())
-		in.lim.nonASCII = !isASCII(rest)
-	}
-	return in, nil
-}
-
-// fail turns an error met on line into the error Parse returns: a read error
-// of the source as is, anything else (bad gzip data, an overlong line, bad
-// syntax) as a *ParseError.
-func (in *input) fail(line int64, err error) error {
-	if in.src.err != nil {
-		return fmt.Errorf("line %d: read: %w", line, in.src.err)
-	}
-	if in.lim != nil && in.lim.exceeded() {
-		return &ParseError{Line: line, Err: errLineTooLong}
-	}
-	var pe *ParseError
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return &ParseError{Line: line, Err: err}
 }
 
 // sniff guesses the format of the buffered start of the input.
 func sniff(br *bufio.Reader) string {
 	head, _ := br.Peek(sniffBytes)
 	rest := strings.TrimLeft(string(head), " \t\r\n")
-	if strings.HasPrefix(rest, "{") {
+	switch {
+	case strings.HasPrefix(rest, "["):
+		return FormatJSON
+	case strings.HasPrefix(rest, "{"):
 		return FormatJSONL
 	}
 	first, _, _ := strings.Cut(rest, "\n")
@@ -286,65 +296,6 @@ func sniff(br *bufio.Reader) string {
 	}
 	return FormatCSV
 }
-
-// sourceReader remembers the first error of the caller's reader other than
-// io.EOF: such an error is not the input's fault.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF && s.err == nil {
-		s.err = err
-	}
-	return n, err
-}
-
-// limitReader fails once more than max bytes have been read since the last
-// reset. Resetting it after every record bounds a record to about
-// max - readBufSize bytes, as the buffer above it reads at most that far
-// ahead. It also notes whether any byte read is not ASCII: until one is,
-// values need no UTF-8 check.
-type limitReader struct {
-	r        io.Reader
-	n        int64
-	max      int64
-	nonASCII bool
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.n > l.max {
-		return 0, errLineTooLong
-	}
-	n, err := l.r.Read(p)
-	l.n += int64(n)
-	if !l.nonASCII && !isASCII(p[:n]) {
-		l.nonASCII = true
-	}
-	return n, err
-}
-
-// isASCII reports whether b holds only bytes below 0x80.
-func isASCII(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-func (l *limitReader) reset() { l.n = 0 }
-
-func (l *limitReader) exceeded() bool { return l.n > l.max }
 
 // builder collects the rows of the current batch in columns and emits them.
 type builder struct {
@@ -358,6 +309,24 @@ type builder struct {
 	last    int64
 	total   int64
 	capHint int
+
+	skippedRows int               // since the last batch
+	skipped     []wire.SkippedRow // listed since the last batch
+	listed      int               // listed in all
+}
+
+// skip records that the row on line is malformed, or fails the parse with a
+// *ParseError when the options are strict.
+func (b *builder) skip(line int64, err error) error {
+	if b.opts.Strict {
+		return &ParseError{Line: line, Err: err}
+	}
+	b.skippedRows++
+	if b.listed < maxListedSkips {
+		b.listed++
+		b.skipped = append(b.skipped, wire.SkippedRow{Line: line, Reason: err.Error()})
+	}
+	return nil
 }
 
 // full reports whether the current batch must be emitted before another row
@@ -393,7 +362,11 @@ func (b *builder) flush(last bool) error {
 		FirstLine: b.first,
 		LastLine:  b.last,
 		Last:      last,
+
+		SkippedRows: b.skippedRows,
+		Skipped:     b.skipped,
 	}
+	b.skippedRows, b.skipped = 0, nil
 	if b.rows > 0 {
 		b.capHint = b.rows
 	}

@@ -11,14 +11,9 @@ import (
 
 // parseCSV reads delimited records from in: a header row, then one record
 // per row with as many fields as the header.
-func parseCSV(in *input, b *builder, comma rune) error {
-	cr := csv.NewReader(in.buf)
-	cr.Comma = comma
-	cr.ReuseRecord = true
-	cr.LazyQuotes = false
-	cr.FieldsPerRecord = -1 // checked below, to say what was expected
-
-	header, err := cr.Read()
+func parseCSV(in *input, b *builder, comma byte) error {
+	cr := newCSVReader(in.buf, comma)
+	header, err := cr.read()
 	if err == io.EOF {
 		return b.flush(true)
 	}
@@ -34,18 +29,33 @@ func parseCSV(in *input, b *builder, comma rune) error {
 
 	prev := 1 // line of the previous record
 	for {
-		rec, err := cr.Read()
+		rec, err := cr.read()
 		if err == io.EOF {
 			return b.flush(true)
 		}
 		if err != nil {
-			return in.fail(csvErrLine(err, int64(prev+1)), csvErr(err))
+			line := csvErrLine(err, int64(prev+1))
+			var cpe *csv.ParseError
+			if !errors.As(err, &cpe) || in.failed() {
+				return in.fail(line, csvErr(err))
+			}
+			// encoding/csv resumes on the line after a malformed record.
+			in.lim.reset()
+			prev = int(line)
+			if err := b.skip(line, csvErr(err)); err != nil {
+				return err
+			}
+			continue
 		}
 		in.lim.reset()
-		line, _ := cr.FieldPos(0)
+		line := cr.start
 		prev = line
 		if len(rec) != len(b.cols) {
-			return &ParseError{Line: int64(line), Err: fmt.Errorf("%w: got %d, want %d", csv.ErrFieldCount, len(rec), len(b.cols))}
+			err := fmt.Errorf("%w: got %d, want %d", csv.ErrFieldCount, len(rec), len(b.cols))
+			if err := b.skip(int64(line), err); err != nil {
+				return err
+			}
+			continue
 		}
 		if b.full() {
 			if err := b.flush(false); err != nil {

@@ -29,6 +29,15 @@ type jsonlParser struct {
 	i       int    // offset in s
 	ws      bool   // whitespace seen inside the current nested value
 	scratch []byte
+	values  []jsonValue // the row's values, added once it is all valid
+}
+
+// jsonValue is one key and value of a row being parsed.
+type jsonValue struct {
+	key  string
+	kind jsonKind
+	text string
+	iv   int64
 }
 
 func parseJSONL(in *input, b *builder) error {
@@ -47,21 +56,36 @@ func parseJSONL(in *input, b *builder) error {
 		if isBlank(raw) {
 			continue
 		}
-		if b.full() {
-			if err := p.flush(false); err != nil {
-				return err
-			}
+		if err := p.addRow(line, string(raw)); err != nil {
+			return err
 		}
-		b.startRow(line)
-		p.nulls = 0
-		if err := p.row(string(raw)); err != nil {
-			return &ParseError{Line: line, Err: err}
-		}
-		p.endRow()
-		// Padding counts too, so that rows with ever new keys can not
-		// make a batch of mostly nulls grow without bound.
-		b.endRow(len(raw) + p.nulls)
 	}
+}
+
+// addRow parses text, which must hold one JSON object, as the row starting
+// on line, or skips it when it is malformed.
+func (p *jsonlParser) addRow(line int64, text string) error {
+	if err := p.row(text); err != nil {
+		return p.b.skip(line, err)
+	}
+	b := p.b
+	if b.full() {
+		if err := p.flush(false); err != nil {
+			return err
+		}
+	}
+	b.startRow(line)
+	p.nulls = 0
+	for _, v := range p.values {
+		p.set(v.key, v.kind, v.text, v.iv)
+	}
+	clear(p.values)
+	p.values = p.values[:0]
+	p.endRow()
+	// Padding counts too, so that rows with ever new keys can not make a
+	// batch of mostly nulls grow without bound.
+	b.endRow(len(text) + p.nulls)
+	return nil
 }
 
 // readLine returns the next line with its newline, or a final line without
@@ -150,8 +174,10 @@ func (p *jsonlParser) endRow() {
 	p.pos = 0
 }
 
-// row parses line, which must hold one JSON object, into the current row.
+// row parses line, which must hold one JSON object, into p.values.
 func (p *jsonlParser) row(line string) error {
+	clear(p.values)
+	p.values = p.values[:0]
 	p.s, p.i = line, 0
 	p.skipWS()
 	if p.i >= len(p.s) || p.s[p.i] != '{' {
@@ -181,7 +207,7 @@ func (p *jsonlParser) row(line string) error {
 		if err != nil {
 			return err
 		}
-		p.set(key, k, text, iv)
+		p.values = append(p.values, jsonValue{key: key, kind: k, text: text, iv: iv})
 		p.skipWS()
 		if p.i >= len(p.s) {
 			return p.syntax("',' or '}' after object value")

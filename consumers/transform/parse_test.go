@@ -169,11 +169,19 @@ func TestParseCSV(t *testing.T) {
 			},
 		},
 		{
-			name:  "invalid utf-8 replaced",
-			input: "n\xffame,s\nok,a\xffb\xfe\n",
+			name:  "latin-1 decoded",
+			input: "n\xffame,s\nok,a\xffb\xfe\x80\n",
+			want: []col{
+				{"nÿame", wire.TypeString, []any{"ok"}},
+				{"s", wire.TypeString, []any{"aÿbþ€"}},
+			},
+		},
+		{
+			name:  "invalid utf-8 among utf-8 replaced",
+			input: "n\xffame,s\nok,\"é\xfe,ü\"\n",
 			want: []col{
 				{"n\uFFFDame", wire.TypeString, []any{"ok"}},
-				{"s", wire.TypeString, []any{"a\uFFFDb\uFFFD"}},
+				{"s", wire.TypeString, []any{"é\uFFFD,ü"}},
 			},
 		},
 	}
@@ -279,11 +287,20 @@ func TestParseJSONL(t *testing.T) {
 			want:  []col{{`k"ey`, wire.TypeString, []any{"\t\\/😀\uFFFDx"}}},
 		},
 		{
-			name:  "invalid utf-8 replaced",
+			name:  "latin-1 decoded",
 			input: "{\"a\xff\":\"b\xfe\",\"n\":[\"\xff\"]}\n",
+			want: []col{
+				{"aÿ", wire.TypeString, []any{"bþ"}},
+				{"n", wire.TypeString, []any{"[\"ÿ\"]"}},
+			},
+		},
+		{
+			name:  "invalid utf-8 among utf-8 replaced",
+			input: "{\"a\xff\":\"b\xfe\",\"n\":[\"\xff\"],\"u\":\"éèàü\"}\n",
 			want: []col{
 				{"a\uFFFD", wire.TypeString, []any{"b\uFFFD"}},
 				{"n", wire.TypeString, []any{"[\"\uFFFD\"]"}},
+				{"u", wire.TypeString, []any{"éèàü"}},
 			},
 		},
 	}
@@ -324,7 +341,7 @@ func TestParseMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format})
+			_, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format, Strict: true})
 			require.Error(t, err)
 			var pe *ParseError
 			require.ErrorAs(t, err, &pe)
@@ -585,14 +602,19 @@ func TestDetectFormat(t *testing.T) {
 	}{
 		{hint: "CSV", url: "https://x/a.json", want: "csv"},
 		{hint: "ndjson", want: "jsonl"},
-		{hint: "json", want: "jsonl"},
+		{hint: "json", want: "json"},
+		{hint: "jsonlines", want: "jsonl"},
 		{hint: "tsv", want: "tsv"},
 		{hint: "parquet", url: "https://x/a.tsv", want: "tsv"},
 		{url: "https://x/data.csv?sig=abc#frag", want: "csv"},
 		{url: "https://x/data.CSV.gz", want: "csv"},
 		{url: "s3://bucket/dir/data.jsonl.gz", want: "jsonl"},
 		{url: "https://x/data.ndjson", want: "jsonl"},
-		{url: "https://x/data.json", want: "jsonl"},
+		{url: "https://x/data.json", want: "json"},
+		{url: "https://x/data.json.zst", want: "json"},
+		{url: "https://x/data.csv.zstd", want: "csv"},
+		{url: "https://x/data.csv.gzip", want: "csv"},
+		{contentType: "application/json", want: "json"},
 		{url: "https://x/data.tsv.gz", want: "tsv"},
 		{url: "https://x/data.gz", want: ""},
 		{url: "https://x/csv", contentType: "text/csv; charset=utf-8", want: "csv"},
@@ -615,6 +637,7 @@ func TestSniff(t *testing.T) {
 		want  string
 	}{
 		{"{\"a\":1}", "jsonl"},
+		{" \n[{\"a\":1}]", "json"},
 		{"\uFEFF  \n {\"a\":1}", "jsonl"},
 		{"a,b\n", "csv"},
 		{"a\tb\n", "tsv"},
@@ -623,7 +646,7 @@ func TestSniff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.input, func(t *testing.T) {
-			in, err := openInput(strings.NewReader(tt.input))
+			in, err := openInput(strings.NewReader(tt.input), ParseOptions{})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, sniff(in.buf))
 		})
@@ -743,6 +766,59 @@ func BenchmarkEncodingCSVLoop(b *testing.B) {
 		}
 		if rows != benchRows || chars == 0 {
 			b.Fatalf("read %d rows", rows)
+		}
+	}
+}
+
+// benchSpec is a typical ML preparation spec over the benchmark's columns.
+const benchSpec = `
+steps:
+  - trim: [text]
+  - lower: [name]
+  - filter: {column: value, op: ">", value: -1000}
+  - log1p: {column: value, as: value_log}
+  - tokens: {column: text, as: words}
+  - hash_bucket: {column: name, buckets: 1024}
+  - one_hot: {column: flag, values: ["true", "false"]}
+  - drop: [flag]
+`
+
+// BenchmarkParseTransformCSV parses the rows of BenchmarkParseCSV and runs
+// benchSpec on every batch, as the transform stage does.
+func BenchmarkParseTransformCSV(b *testing.B) { benchmarkParseTransform(b, benchSpec) }
+
+// BenchmarkParseTransformCSVDedupe adds a dedupe on the id, unique in every
+// row: a lookup in a set that grows to 100,000 keys, bound by memory
+// latency rather than by work per row.
+func BenchmarkParseTransformCSVDedupe(b *testing.B) {
+	benchmarkParseTransform(b, benchSpec+"  - dedupe: [id]\n")
+}
+
+func benchmarkParseTransform(b *testing.B, specText string) {
+	data := benchCSV()
+	spec, err := ParseSpec([]byte(specText), "yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	prog, err := compile(spec, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := prog.newRun(context.Background())
+		var rows int
+		n, err := Parse(context.Background(), bytes.NewReader(data), ParseOptions{Format: "csv"}, func(batch *Batch) error {
+			out, err := r.apply(batch)
+			if err != nil {
+				return err
+			}
+			rows += out.Rows
+			return nil
+		})
+		if err != nil || n != benchRows || rows != benchRows-1 {
+			b.Fatalf("parse: %d rows, %d kept, %v", n, rows, err)
 		}
 	}
 }

@@ -16,12 +16,13 @@ type Format string
 // The chunk file formats.
 const (
 	// JSONL is JSON Lines: one JSON object per record, keys in schema
-	// order, null for a null value and for NaN and infinite floats. Strings
-	// come out as valid UTF-8, each invalid byte replaced with U+FFFD.
+	// order, null for a null value and for NaN and infinite floats,
+	// timestamps as RFC 3339 strings in UTC. Strings come out as valid
+	// UTF-8, each invalid byte replaced with U+FFFD.
 	JSONL Format = "jsonl"
 	// Parquet is Apache Parquet: one optional column per schema field
-	// (INT64, DOUBLE, BOOLEAN or BYTE_ARRAY strings), in name order, not
-	// schema order; zstd compression, version 1 data pages, and a row group
+	// (INT64, DOUBLE, BOOLEAN, BYTE_ARRAY strings, or INT64 timestamps of
+	// logical type TIMESTAMP(MICROS, UTC)), in name order, not schema order; zstd compression, version 1 data pages, and a row group
 	// per about 64 MiB of input. A Parquet chunk needs at least one field,
 	// and every field a name.
 	Parquet Format = "parquet"
@@ -52,12 +53,14 @@ func (f Format) Ext() string {
 // f to w, and returns how many records it wrote.
 //
 // schema lists the file's columns; it must name every column of every batch
-// (MergeSchema of the batches' SchemaOf is such a schema), with a type the
-// batch's values convert to. A column a batch lacks is null in its records.
+// that holds a value (MergeSchema of the batches' SchemaOf is such a schema),
+// with a type the batch's values convert to. A column a batch lacks, and a
+// column that is null in every row of a batch, is null in its records.
 // Values convert to a wider schema type: int to float, and any type to
 // string with strconv's formatting (floats as strconv.FormatFloat(v, 'g',
-// -1, 64), bools as "true" and "false"). Write checks every batch against the
-// schema before it writes anything.
+// -1, 64), bools as "true" and "false", timestamps as RFC 3339 in UTC with
+// up to 6 fractional digits). Write checks every batch against the schema
+// before it writes anything.
 func Write(w io.Writer, f Format, schema []wire.Field, batches []*wire.RecordBatch) (int64, error) {
 	switch f {
 	case JSONL, Parquet:
@@ -133,20 +136,25 @@ func planBatch(schema []wire.Field, index map[string]int, b *wire.RecordBatch, p
 	if b.Rows < 0 {
 		return fmt.Errorf("negative row count %d", b.Rows)
 	}
+	seen := make(map[string]bool, len(b.Columns))
 	for ci := range b.Columns {
 		c := &b.Columns[ci]
-		i, ok := index[c.Name]
-		if !ok {
-			return fmt.Errorf("column %q: not in schema", c.Name)
-		}
-		if plan[i].col != nil {
+		if seen[c.Name] {
 			return fmt.Errorf("column %q: appears twice", c.Name)
 		}
+		seen[c.Name] = true
 		if !knownType(c.Type) {
 			return fmt.Errorf("column %q: unknown type %q", c.Name, c.Type)
 		}
 		if n := c.Len(); n != b.Rows {
 			return fmt.Errorf("column %q: %d values for %d rows", c.Name, n, b.Rows)
+		}
+		i, ok := index[c.Name]
+		if allNull(c, b.Rows) {
+			continue // null wherever the schema puts it, whatever its type
+		}
+		if !ok {
+			return fmt.Errorf("column %q: not in schema", c.Name)
 		}
 		cv, err := convert(c.Type, schema[i].Type)
 		if err != nil {
@@ -174,7 +182,7 @@ func convert(from, to wire.Type) (conv, error) {
 // knownType reports whether t is one of the wire column types.
 func knownType(t wire.Type) bool {
 	switch t {
-	case wire.TypeInt, wire.TypeFloat, wire.TypeBool, wire.TypeString:
+	case wire.TypeInt, wire.TypeFloat, wire.TypeBool, wire.TypeString, wire.TypeTimestamp:
 		return true
 	default:
 		return false

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -72,6 +73,10 @@ func appendJSONValue(buf []byte, src source, r int) []byte {
 	switch c.Type {
 	case wire.TypeInt:
 		return strconv.AppendInt(buf, c.Ints[r], 10)
+	case wire.TypeTimestamp:
+		buf = append(buf, '"')
+		buf = AppendTimestamp(buf, c.Ints[r])
+		return append(buf, '"')
 	case wire.TypeFloat:
 		return appendJSONFloat(buf, c.Floats[r])
 	case wire.TypeBool:
@@ -82,11 +87,14 @@ func appendJSONValue(buf []byte, src source, r int) []byte {
 }
 
 // appendString appends row r of c, formatted as a string column value:
-// strconv's formatting for ints, floats ('g', shortest) and bools.
+// strconv's formatting for ints, floats ('g', shortest) and bools, RFC 3339
+// for timestamps.
 func appendString(buf []byte, c *wire.Column, r int) []byte {
 	switch c.Type {
 	case wire.TypeInt:
 		return strconv.AppendInt(buf, c.Ints[r], 10)
+	case wire.TypeTimestamp:
+		return AppendTimestamp(buf, c.Ints[r])
 	case wire.TypeFloat:
 		return strconv.AppendFloat(buf, c.Floats[r], 'g', -1, 64)
 	case wire.TypeBool:
@@ -118,6 +126,13 @@ func appendJSONFloat(buf []byte, f float64) []byte {
 		}
 	}
 	return buf
+}
+
+// AppendTimestamp appends the timestamp us (microseconds since the Unix
+// epoch) in RFC 3339 form, in UTC ("Z"), with as few fractional digits as
+// it needs, at most 6: 2024-05-01T12:30:00.25Z.
+func AppendTimestamp(buf []byte, us int64) []byte {
+	return time.UnixMicro(us).UTC().AppendFormat(buf, "2006-01-02T15:04:05.999999Z07:00")
 }
 
 const hexDigits = "0123456789abcdef"

@@ -50,6 +50,8 @@ func parquetSchema(fields []wire.Field) (*parquet.Schema, []int, error) {
 			node = parquet.Leaf(parquet.BooleanType)
 		case wire.TypeString:
 			node = parquet.String()
+		case wire.TypeTimestamp:
+			node = parquet.Timestamp(parquet.Microsecond)
 		default:
 			return nil, nil, fmt.Errorf("parquet schema: field %q: unknown type %q", f.Name, f.Type)
 		}
@@ -172,7 +174,8 @@ func (w *columnWriter) flush() error {
 }
 
 // write writes rows start to end of src and returns the input bytes they
-// count for: 8 per int or float, 1 per bool or null, a string's length.
+// count for: 8 per int, timestamp or float, 1 per bool or null, a string's
+// length.
 func (w *columnWriter) write(src source, start, end int) (int64, error) {
 	c := src.col
 	if c == nil {
@@ -230,7 +233,7 @@ func (w *columnWriter) write(src source, start, end int) (int64, error) {
 		}
 		w.values = vals
 		size = 8 * int64(end-start)
-	case c.Type == wire.TypeInt:
+	case c.Type == wire.TypeInt || c.Type == wire.TypeTimestamp:
 		vals := w.values[:end-start]
 		for k := range vals {
 			if r := start + k; isNull(r) {

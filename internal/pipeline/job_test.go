@@ -53,6 +53,7 @@ func newJob(t *testing.T, out string, f chunk.Format) *pipeline.Job {
 	t.Helper()
 	job := &pipeline.Job{StoreDir: filepath.Join(out, ".jetstream"), Dataset: "ds", Topology: topology.DefaultConfig()}
 	job.Stages.Fetch.Root = t.TempDir()
+	job.Stages.Fetch.AllowPrivate = true // the test servers listen on loopback
 	job.Stages.Combine = combine.DefaultConfig()
 	job.Stages.Combine.Out = out
 	job.Stages.Combine.Format = f

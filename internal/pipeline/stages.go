@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -28,6 +29,9 @@ type Config struct {
 	// Stages to run: any of "fetch", "transform", "combine". Empty: all three.
 	Stages []string
 	Logger *slog.Logger
+	// Observe, if set, is called once per message a stage handled (metrics,
+	// progress); see runner.Config.Observe.
+	Observe func(stage string, m *runner.Msg, outcome runner.Outcome, took time.Duration)
 }
 
 // Stages is a set of stage runners sharing one topology.
@@ -49,8 +53,12 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 	all := len(want) == 0
 	s := &Stages{runners: map[string]*runner.Runner{}}
 	add := func(stage string, h runner.Handler, workers int, annotate runner.DeadLetterFunc) error {
+		var observe func(*runner.Msg, runner.Outcome, time.Duration)
+		if cfg.Observe != nil {
+			observe = func(m *runner.Msg, o runner.Outcome, took time.Duration) { cfg.Observe(stage, m, o, took) }
+		}
 		r, err := runner.New(t.JS, t.ConsumerOf(stage), h, runner.Config{
-			Stage: stage, Workers: workers, Annotate: annotate, Logger: cfg.Logger,
+			Stage: stage, Workers: workers, Annotate: annotate, Logger: cfg.Logger, Observe: observe,
 		})
 		if err != nil {
 			return err
@@ -59,7 +67,7 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 		return nil
 	}
 	if all || want[topology.ConsumerFetch] {
-		h, err := fetch.New(t.JS, t.Bodies, cfg.Fetch)
+		h, err := fetch.New(t.JS, t.Bodies, t.Cache, cfg.Fetch)
 		if err != nil {
 			return nil, err
 		}
@@ -69,6 +77,9 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 		}
 	}
 	if all || want[topology.ConsumerTransform] {
+		if cfg.Transform.Logger == nil {
+			cfg.Transform.Logger = cfg.Logger
+		}
 		h, err := transform.New(t.JS, t.Bodies, cfg.Transform)
 		if err != nil {
 			return nil, err

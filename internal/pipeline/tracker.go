@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -36,10 +38,22 @@ type Outcome struct {
 
 type progress struct {
 	Outcome
-	parts map[int]bool
-	last  int  // index of the last part, -1 while unknown
-	fresh bool // some part was committed after tracking began
+	// recordsAs is the id the fetch stage passed the source's records on
+	// under in this run ("" until its outcome is seen): its own, or that of
+	// the source that first delivered the same body.
+	recordsAs string
 }
+
+// parts is what the chunk events say of one source id, tracked or not.
+type parts struct {
+	seen   map[int]bool
+	last   int  // index of the last part, -1 while unknown
+	fresh  bool // some part was committed after tracking began
+	rows   int64
+	chunks map[string]bool // dataset/seq of chunks holding its records
+}
+
+func (p *parts) complete() bool { return p.last >= 0 && len(p.seen) == p.last+1 }
 
 // Summary is the end state of a tracked set of sources.
 type Summary struct {
@@ -63,27 +77,38 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	sources map[string]*progress
-	chunks  map[string]bool // dataset/seq holding tracked records
+	byKey   map[string]string          // fetch.OutcomeKey of a tracked source -> its id
+	ids     map[string]*parts          // every source id in the chunk events
+	waiting map[string][]*progress     // records-as id -> sources waiting for it
+	dead    map[string]wire.DeadLetter // records-as ids dead-lettered after fetch
+	chunks  map[string]bool            // dataset/seq holding tracked records
 	left    int
 	changed chan struct{}
 	cancels []func()
+	watches sync.WaitGroup
 }
 
 // NewTracker returns a tracker of sources. Start it before publishing them.
 func NewTracker(js jetstream.JetStream, sources []Tracked) *Tracker {
-	t := &Tracker{js: js, sources: map[string]*progress{}, chunks: map[string]bool{}, changed: make(chan struct{}, 1)}
+	t := &Tracker{
+		js: js, sources: map[string]*progress{}, byKey: map[string]string{}, ids: map[string]*parts{},
+		waiting: map[string][]*progress{}, dead: map[string]wire.DeadLetter{}, chunks: map[string]bool{},
+		changed: make(chan struct{}, 1),
+	}
 	for _, s := range sources {
 		if _, dup := t.sources[s.ID]; dup {
 			continue
 		}
-		t.sources[s.ID] = &progress{Outcome: Outcome{Tracked: s}, parts: map[int]bool{}, last: -1}
+		t.sources[s.ID] = &progress{Outcome: Outcome{Tracked: s}}
+		t.byKey[fetch.OutcomeKey(s.Dataset, s.ID)] = s.ID
 		t.order = append(t.order, s.ID)
 	}
 	t.left = len(t.sources)
 	return t
 }
 
-// Start subscribes to chunk events and dead letters.
+// Start subscribes to chunk events, dead letters and the fetch stage's
+// outcomes.
 func (t *Tracker) Start(ctx context.Context) error {
 	t.start = time.Now()
 	datasets := map[string]bool{}
@@ -100,6 +125,29 @@ func (t *Tracker) Start(ctx context.Context) error {
 	}
 	sort.Strings(chunkSubjects)
 	sort.Strings(dlqSubjects)
+	// The fetch stage records, per source, which id its records go under;
+	// the sources of this run are fetched after Start, so updates suffice.
+	cache, err := t.js.KeyValue(ctx, topology.BucketCache)
+	if err != nil {
+		return fmt.Errorf("track %s: %w", topology.BucketCache, err)
+	}
+	var keys []string
+	for ds := range datasets {
+		keys = append(keys, "source."+ds+".*")
+	}
+	sort.Strings(keys)
+	w, err := cache.WatchFiltered(ctx, keys, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("track %s: %w", topology.BucketCache, err)
+	}
+	t.cancels = append(t.cancels, func() { _ = w.Stop() })
+	t.watches.Go(func() {
+		for e := range w.Updates() {
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				t.onOutcome(e.Key(), e.Value())
+			}
+		}
+	})
 	if err := t.follow(ctx, topology.StreamChunks, jetstream.OrderedConsumerConfig{
 		FilterSubjects: chunkSubjects, DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, t.onChunk); err != nil {
@@ -131,25 +179,87 @@ func (t *Tracker) onChunk(data []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, part := range ch.Parts {
-		p := t.sources[part.SourceID]
-		if p == nil || p.Done || p.parts[part.Part] {
+		p := t.ids[part.SourceID]
+		if p == nil {
+			p = &parts{seen: map[int]bool{}, last: -1, chunks: map[string]bool{}}
+			t.ids[part.SourceID] = p
+		}
+		if p.seen[part.Part] {
 			continue
 		}
-		p.parts[part.Part] = true
-		p.Records += int64(part.Rows)
+		p.seen[part.Part] = true
+		p.rows += int64(part.Rows)
 		if !ch.CreatedAt.Before(t.start) {
 			p.fresh = true
 		}
 		if part.Rows > 0 {
-			t.chunks[fmt.Sprintf("%s/%d", ch.Dataset, ch.Seq)] = true
+			p.chunks[fmt.Sprintf("%s/%d", ch.Dataset, ch.Seq)] = true
 		}
 		if part.Last {
 			p.last = part.Part
 		}
-		if p.last >= 0 && len(p.parts) == p.last+1 {
-			t.finish(p)
+		if p.complete() {
+			if own := t.sources[part.SourceID]; own != nil && (own.recordsAs == "" || own.recordsAs == own.ID) {
+				t.settle(own, p)
+			}
+			for _, w := range t.waiting[part.SourceID] {
+				t.settle(w, p)
+			}
+			delete(t.waiting, part.SourceID)
 		}
 	}
+}
+
+// onOutcome learns the id a tracked source's records go under. A source is
+// followed by its own id until its outcome names another: then by that id
+// alone. (A source finished by its own parts from an earlier run before its
+// outcome arrives stays finished: its publish may have been a duplicate that
+// is never fetched, so the tracker cannot wait for an outcome.)
+func (t *Tracker) onOutcome(key string, value []byte) {
+	var o fetch.Outcome
+	if json.Unmarshal(value, &o) != nil || o.RecordsAs == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.sources[t.byKey[key]]
+	if p == nil || p.Done || p.recordsAs != "" {
+		return
+	}
+	p.recordsAs = o.RecordsAs
+	if o.RecordsAs == p.ID {
+		return // followed by its own id, as sources without an outcome are
+	}
+	if dl, ok := t.dead[o.RecordsAs]; ok {
+		t.fail(p, dl)
+		return
+	}
+	if parts := t.ids[o.RecordsAs]; parts != nil && parts.complete() {
+		t.settle(p, parts)
+		return
+	}
+	t.waiting[o.RecordsAs] = append(t.waiting[o.RecordsAs], p)
+}
+
+// settle finishes p, whose records went under an id that is now complete.
+// Callers hold t.mu.
+func (t *Tracker) settle(p *progress, ps *parts) {
+	if p.Done {
+		return
+	}
+	if p.recordsAs != p.ID && t.sources[p.recordsAs] != nil {
+		// Another source of this run delivered the same body: its records
+		// count there, once.
+		p.Existing = true
+		t.finish(p)
+		return
+	}
+	p.Records = ps.rows
+	for c := range ps.chunks {
+		t.chunks[c] = true
+	}
+	p.Existing = !ps.fresh
+	t.finish(p)
 }
 
 func (t *Tracker) onDeadLetter(data []byte) {
@@ -159,8 +269,23 @@ func (t *Tracker) onDeadLetter(data []byte) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := t.sources[dl.SourceID]
-	if p == nil || p.Done {
+	// A source failing in fetch is named by its own id; after fetch, by
+	// the id its records go under.
+	if p := t.sources[dl.SourceID]; p != nil && (p.recordsAs == "" || p.recordsAs == dl.SourceID) {
+		t.fail(p, dl)
+	}
+	if dl.Stage != topology.ConsumerFetch {
+		t.dead[dl.SourceID] = dl
+		for _, w := range t.waiting[dl.SourceID] {
+			t.fail(w, dl)
+		}
+		delete(t.waiting, dl.SourceID)
+	}
+}
+
+// fail finishes p as dead-lettered. Callers hold t.mu.
+func (t *Tracker) fail(p *progress, dl wire.DeadLetter) {
+	if p.Done {
 		return
 	}
 	p.Failed, p.Stage, p.Reason, p.Attempts = true, dl.Stage, dl.Error, dl.Attempts
@@ -205,6 +330,7 @@ func (t *Tracker) Wait(ctx context.Context) (Summary, error) {
 		for _, stop := range t.cancels {
 			stop()
 		}
+		t.watches.Wait()
 	}()
 	for {
 		t.mu.Lock()
@@ -236,8 +362,7 @@ func (t *Tracker) Summary() Summary {
 			s.Outcomes = append(s.Outcomes, p.Outcome)
 		case p.Done:
 			s.OK++
-			if !p.fresh {
-				p.Existing = true
+			if p.Existing {
 				s.Existing++
 			}
 			ok = append(ok, p.Outcome)

@@ -66,11 +66,30 @@ type Config struct {
 	Annotate DeadLetterFunc
 	// Logger receives one line per failure. Default slog.Default().
 	Logger *slog.Logger
+	// Observe, if set, is called once per handled message with what became
+	// of it and how long handling took (metrics). It runs on the worker
+	// goroutine after the ack, nak or term: keep it cheap and do not keep m.
+	Observe func(m *Msg, outcome Outcome, took time.Duration)
 }
+
+// Outcome is what became of a handled message.
+type Outcome string
+
+// The outcomes Observe reports. They match the Stats counters: each handled
+// message is counted in exactly one of Acked, Retried, DeadLettered and
+// HandedBack.
+const (
+	OutcomeAcked        Outcome = "acked"
+	OutcomeRetried      Outcome = "retried"
+	OutcomeDeadLettered Outcome = "dead_lettered"
+	OutcomeHandedBack   Outcome = "handed_back"
+)
 
 // Stats are a runner's counters, safe to read while it runs.
 type Stats struct {
 	Received, Acked, Retried, DeadLettered, HandedBack atomic.Int64
+	// Repulls counts pulls the server ended that the runner started again.
+	Repulls atomic.Int64
 	InFlight, MaxInFlight                              atomic.Int64
 }
 
@@ -135,15 +154,26 @@ func (r *Runner) Window() int { return r.window }
 // Run pulls and handles messages until ctx ends. Then it stops pulling, hands
 // buffered messages back at once, lets in-flight handlers finish within the
 // grace period (cancelling them after it, and handing their messages back),
-// and returns nil. It returns an error only when pulling cannot start.
+// and returns nil. It returns an error when pulling cannot start, or stops
+// because the connection was closed. A pull the server ends (the consumer
+// deleted and created again, say) is started again after a second.
 func (r *Runner) Run(ctx context.Context) error {
 	// The client buffers at most one pull's worth: messages waiting in the
 	// buffer age against AckWait before a worker sees them.
 	pull := max(1, min(r.cfg.Workers, r.window))
-	it, err := r.cons.Messages(jetstream.PullMaxMessages(pull), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	open := func() (jetstream.MessagesContext, error) {
+		// A pull request the cluster lost (its server died before a new
+		// consumer leader could answer it with 409 Leadership Change) is
+		// noticed by missing heartbeats: pull requests of 10s with 5s
+		// heartbeats bound that stall to 10s (nats.go's default is 30s).
+		return r.cons.Messages(jetstream.PullMaxMessages(pull), jetstream.PullExpiry(pullExpiry),
+			jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	}
+	it, err := open()
 	if err != nil {
 		return fmt.Errorf("%s: pull: %w", r.cfg.Stage, err)
 	}
+	var itMu sync.Mutex // guards it against the watcher's Drain
 
 	// Handlers run on hctx, which outlives ctx by the grace period.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -156,7 +186,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-workersDone:
 			return
 		}
+		itMu.Lock()
 		it.Drain()
+		itMu.Unlock()
 		select {
 		case <-time.After(r.cfg.Grace):
 			hcancel()
@@ -174,17 +206,41 @@ func (r *Runner) Run(ctx context.Context) error {
 		})
 	}
 
+	var runErr error
 	for {
-		m, err := it.Next()
+		itMu.Lock()
+		cur := it
+		itMu.Unlock()
+		m, err := cur.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				break
 			}
-			if errors.Is(err, nats.ErrConnectionClosed) {
-				r.cfg.Logger.Error("pull stopped", "err", err)
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrConnectionClosed) {
+				runErr = fmt.Errorf("%s: pull stopped: %w", r.cfg.Stage, err)
 				break
 			}
-			r.cfg.Logger.Debug("pull", "err", err)
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				r.cfg.Logger.Debug("pull", "err", err)
+				continue
+			}
+			// The server ended the pull while this member is to go on (the
+			// consumer was deleted or recreated, a bad request): the iterator
+			// is closed for good and the stage would sit idle. Pull again.
+			r.cfg.Logger.Warn("pull ended by the server, pulling again", "err", err)
+			r.stats.Repulls.Add(1)
+			if !sleepCtx(ctx, repullDelay) {
+				break
+			}
+			itMu.Lock()
+			if ctx.Err() == nil {
+				if next, err := open(); err == nil {
+					it = next
+				} else {
+					r.cfg.Logger.Warn("pull again", "err", err)
+				}
+			}
+			itMu.Unlock()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -196,12 +252,32 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.stats.Received.Add(1)
 		work <- m
 	}
+	itMu.Lock()
 	it.Stop()
+	itMu.Unlock()
 	close(work)
 	workers.Wait()
 	close(workersDone)
 	watcher.Wait()
-	return nil
+	return runErr
+}
+
+// Pull timing: see Run.
+const (
+	pullExpiry  = 10 * time.Second
+	repullDelay = time.Second
+)
+
+// sleepCtx waits d, or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
@@ -237,11 +313,25 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 	mu.Unlock()
 	start := time.Now()
 	err := r.h.Handle(ctx, m)
+	// A stream this stage publishes into is full: hold the message (the
+	// keep-alive above sends in-progress) and try again, without using up
+	// an attempt, until the stream drains or the runner stops.
+	for hold := 1; err != nil && topology.IsFull(err) && runCtx.Err() == nil; hold++ {
+		if hold == 1 {
+			r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+		}
+		select {
+		case <-runCtx.Done():
+		case <-time.After(r.holdDelay(hold)):
+			err = r.h.Handle(ctx, m)
+		}
+	}
 	mu.Lock()
 	done = true
 	keepAlive.Stop()
 	mu.Unlock()
 
+	outcome := OutcomeRetried
 	log := r.cfg.Logger
 	switch {
 	case err == nil:
@@ -249,12 +339,16 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 			log.Warn("ack", "subject", m.Subject, "seq", m.StreamSeq, "err", aerr)
 		}
 		r.stats.Acked.Add(1)
-	case runCtx.Err() != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)):
+		outcome = OutcomeAcked
+	case runCtx.Err() != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled) || topology.IsFull(err)):
 		// Shutting down: the work is not done, hand it back for another member.
 		r.stats.HandedBack.Add(1)
 		_ = jm.Nak()
+		outcome = OutcomeHandedBack
 	case IsPermanent(err) || (r.maxDel > 0 && m.Delivered >= uint64(r.maxDel)):
-		r.deadLetter(ctx, jm, m, err)
+		if r.deadLetter(ctx, jm, m, err) {
+			outcome = OutcomeDeadLettered
+		}
 	default:
 		delay, ok := retryDelay(err)
 		if !ok {
@@ -265,6 +359,15 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 		r.stats.Retried.Add(1)
 		_ = jm.NakWithDelay(delay)
 	}
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(m, outcome, time.Since(start))
+	}
+}
+
+// holdDelay is the wait before the n-th new attempt at a message held while
+// downstream is full: 250ms doubling to 5s.
+func (r *Runner) holdDelay(n int) time.Duration {
+	return min(250*time.Millisecond<<min(n-1, 5), 5*time.Second)
 }
 
 func (r *Runner) backoff(attempt uint64) time.Duration {
@@ -277,8 +380,9 @@ func (r *Runner) backoff(attempt uint64) time.Duration {
 }
 
 // deadLetter publishes the message to the DLQ, then terminates it. If the
-// dead letter cannot be published the message is retried instead, never lost.
-func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause error) {
+// dead letter cannot be published the message is retried instead, never
+// lost, and deadLetter returns false.
+func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause error) bool {
 	reason := cause.Error()
 	if !IsPermanent(cause) {
 		reason = fmt.Sprintf("gave up after %d attempts: %s", m.Delivered, reason)
@@ -299,7 +403,7 @@ func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause
 		r.cfg.Logger.Error("dead letter not published, will retry", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
 		r.stats.Retried.Add(1)
 		_ = jm.NakWithDelay(r.backoff(m.Delivered))
-		return
+		return false
 	}
 	r.cfg.Logger.Error("dead-lettered", "subject", m.Subject, "seq", m.StreamSeq,
 		"attempts", m.Delivered, "source", dl.SourceID, "url", dl.URL, "reason", reason)
@@ -307,4 +411,5 @@ func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause
 	if err := jm.Term(); err != nil {
 		r.cfg.Logger.Warn("term", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
 	}
+	return true
 }

@@ -4,9 +4,13 @@
 package topology
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -74,7 +78,9 @@ type Window struct {
 
 // Config sizes the topology.
 type Config struct {
-	// Replicas of every stream and bucket. Default 1.
+	// Replicas of every stream and bucket. Default 1. Ensure never lowers
+	// the replicas of a stream or bucket that has more; ReplicasFor picks
+	// them for a cluster.
 	Replicas int
 	// Storage of streams: file (default) or memory.
 	Storage jetstream.StorageType
@@ -214,7 +220,10 @@ func retryable(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
-		case 10008 /* cluster not available */, 10074 /* cluster not active */, 10023 /* insufficient resources */ :
+		// Not 10074 ("replicas > 1 not supported in non-clustered mode"): a
+		// single server says it for good, and a forming cluster does not
+		// answer at all (the request times out until a meta leader exists).
+		case 10008 /* cluster not available */, 10023 /* insufficient resources */ :
 			return true
 		}
 	}
@@ -267,6 +276,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		},
 	}
 	for _, sc := range streams {
+		sc.Replicas = keepReplicas(ctx, js, sc.Name, sc.Replicas)
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
@@ -284,28 +294,28 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	}
 	t.Bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketBodies, Description: "fetched bodies, content-addressed by sha256",
-		Storage: cfg.Storage, Replicas: cfg.Replicas, TTL: 7 * 24 * time.Hour,
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "OBJ_"+BucketBodies, cfg.Replicas), TTL: 7 * 24 * time.Hour,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", BucketBodies, err)
 	}
 	t.Manifest, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketManifest, Description: "committed chunks per dataset",
-		Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "KV_"+BucketManifest, cfg.Replicas), History: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure key-value %s: %w", BucketManifest, err)
 	}
 	t.Chunks, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketChunks, Description: "committed chunk files, <dataset>/<file>",
-		Storage: cfg.Storage, Replicas: cfg.Replicas,
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "OBJ_"+BucketChunks, cfg.Replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", BucketChunks, err)
 	}
 	t.Cache, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: BucketCache, Description: "fetch cache: validators per URL, source id per body",
-		Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "KV_"+BucketCache, cfg.Replicas), History: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure key-value %s: %w", BucketCache, err)
@@ -382,4 +392,78 @@ func consumer(ctx context.Context, js jetstream.JetStream, stream, name string, 
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", name, stream, err)
 	}
 	return c, nil
+}
+
+// keepReplicas returns want, or the replicas stream already has when those
+// are more. Every process ensures the topology when it starts, and one that
+// asks for fewer (a default of 1 on a cluster) must not shrink what the
+// others placed; shrinking is an operator's act (nats stream edit).
+func keepReplicas(ctx context.Context, js jetstream.JetStream, stream string, want int) int {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return want // not there yet, or the cluster does not answer: creating it will tell
+	}
+	return max(want, s.CachedInfo().Config.Replicas)
+}
+
+// ReplicasFor returns the replicas trainfeed's streams and buckets get when
+// none are asked for: 3 when the server nc is connected to is in a cluster of
+// at least 3 servers, else 1.
+func ReplicasFor(ctx context.Context, nc *nats.Conn) int {
+	if ClusterSize(ctx, nc) >= 3 {
+		return 3
+	}
+	return 1
+}
+
+// ClusterSize returns how many servers the cluster of nc's server announces
+// to clients: the connect_urls of the INFO it greets a new connection with
+// (nats.go keeps them to itself). It returns 1 for a server outside a
+// cluster, one that announces nothing (no_advertise), and one it cannot ask.
+// A server that listens on every interface announces each of its addresses,
+// so URLs are counted per address family and the larger count wins; set the
+// servers' client_advertise when they have several addresses of one family.
+func ClusterSize(ctx context.Context, nc *nats.Conn) int {
+	addr := nc.ConnectedAddr()
+	if nc.ConnectedClusterName() == "" || addr == "" {
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return 1
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(dl)
+	}
+	line, err := bufio.NewReaderSize(conn, 64<<10).ReadSlice('\n')
+	if err != nil || !strings.HasPrefix(string(line), "INFO ") {
+		return 1
+	}
+	var info struct {
+		ConnectURLs []string `json:"connect_urls"`
+	}
+	if json.Unmarshal(line[len("INFO "):], &info) != nil {
+		return 1
+	}
+	families := map[string]int{}
+	for _, u := range info.ConnectURLs {
+		host, _, err := net.SplitHostPort(u)
+		if err != nil {
+			continue
+		}
+		family := "name"
+		if ip, err := netip.ParseAddr(host); err == nil {
+			family = map[bool]string{true: "ip4", false: "ip6"}[ip.Unmap().Is4()]
+		}
+		families[family]++
+	}
+	n := 1
+	for _, c := range families {
+		n = max(n, c)
+	}
+	return n
 }

@@ -46,6 +46,16 @@ type Fetched struct {
 	ContentType string    `msgpack:"content_type,omitempty"`
 	FromCache   bool      `msgpack:"from_cache"`
 	FetchedAt   time.Time `msgpack:"fetched_at"`
+	// Status is the HTTP status of the response the body came with: 200, or
+	// 304 when the cached body was revalidated. Zero for local files and for
+	// a body the cache served without asking the server.
+	Status int `msgpack:"status,omitempty"`
+	// ForSource is the id of the source this fetch was for when its records
+	// go under another id, SourceID: that of the source that first delivered
+	// the same body of the same URL to the dataset (so they are not added
+	// twice), or "<id>@<16 hex digits of sha256>" when the source's own id
+	// already holds another body. Empty when they are the same.
+	ForSource string `msgpack:"for_source,omitempty"`
 }
 
 // RecordBatch carries a run of records parsed from one source, in columns.
@@ -63,6 +73,18 @@ type RecordBatch struct {
 	Rows     int       `msgpack:"rows"`
 	Columns  []Column  `msgpack:"columns"`
 	At       time.Time `msgpack:"at"`
+	// Skipped lists the malformed input rows the parser skipped since the
+	// source's previous batch; a source lists at most 100 of them in all.
+	Skipped []SkippedRow `msgpack:"skipped,omitempty"`
+}
+
+// SkippedRow is a malformed input row that was left out of a source's
+// records, and why.
+type SkippedRow struct {
+	// Line is the 1-based input line the problem is on.
+	Line int64 `msgpack:"line" json:"line"`
+	// Reason says what is wrong with the row.
+	Reason string `msgpack:"reason" json:"reason"`
 }
 
 // PartKey names one batch of one source: "<source_id>/<part>".
@@ -80,6 +102,9 @@ const (
 	TypeFloat  Type = "float"
 	TypeBool   Type = "bool"
 	TypeString Type = "string"
+	// TypeTimestamp values are instants, held in Ints as microseconds since
+	// the Unix epoch, UTC.
+	TypeTimestamp Type = "timestamp"
 )
 
 // Column is one named, typed column of a RecordBatch. Exactly one of the
@@ -99,7 +124,8 @@ type Column struct {
 // IsNull reports whether row i of c is missing.
 func (c *Column) IsNull(i int) bool { return len(c.Nulls) > i && c.Nulls[i] }
 
-// Value returns row i of c as int64, float64, bool, string or nil.
+// Value returns row i of c as int64, float64, bool, string, time.Time (UTC)
+// or nil.
 func (c *Column) Value(i int) any {
 	if c.IsNull(i) {
 		return nil
@@ -107,6 +133,8 @@ func (c *Column) Value(i int) any {
 	switch c.Type {
 	case TypeInt:
 		return c.Ints[i]
+	case TypeTimestamp:
+		return time.UnixMicro(c.Ints[i]).UTC()
 	case TypeFloat:
 		return c.Floats[i]
 	case TypeBool:
@@ -119,7 +147,7 @@ func (c *Column) Value(i int) any {
 // Len returns the number of values c holds.
 func (c *Column) Len() int {
 	switch c.Type {
-	case TypeInt:
+	case TypeInt, TypeTimestamp:
 		return len(c.Ints)
 	case TypeFloat:
 		return len(c.Floats)

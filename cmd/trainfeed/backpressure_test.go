@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/internal/metrics"
+	"github.com/trainfeed/trainfeed/internal/topology"
+)
+
+// With the combine stage stopped and small stream limits, fetch and
+// transform stop at their windows and hold their input (no retry used up,
+// nothing dead-lettered); producers are told "pipeline full, retry later"
+// (HTTP 503 with Retry-After; publish exits 75). Once a combine member
+// runs, everything drains and every record is there exactly once.
+func TestBackpressureToProducers(t *testing.T) {
+	const n, rows = 30, 50
+	src := newFlakySource(t, rows, 0, nil)
+	out := t.TempDir()
+	limits := []string{
+		"--sources-max-msgs", strconv.Itoa(n), "--fetched-max-msgs", "3", "--records-max-msgs", "3",
+		"--fetch-window", "4", "--transform-window", "2", "--combine-window", "64",
+	}
+	a := startServe(t, append([]string{"--out", out, "--format", "jsonl", "--stages", "fetch,transform", "--retry-after", "7s"}, limits...)...)
+
+	resp, body := a.postSources(t, src.jsonSources(0, n))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	resp, body = a.postSources(t, src.jsonSources(n, n+2))
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	require.Equal(t, "7", resp.Header.Get("Retry-After"))
+	require.Equal(t, "pipeline full, retry later", body["error"])
+	require.Empty(t, body["sources"])
+
+	_, stderr, code := tf(t, "publish", "--nats", a.nats, "--retry-for", "0", "--id", "late", src.url(n))
+	require.Equal(t, exitFull, code, stderr)
+	require.Contains(t, stderr, "pipeline full, retry later")
+
+	// The stages fill their downstream streams and then hold at their windows.
+	nc, err := nats.Connect(a.nats)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	var st *metrics.State
+	require.Eventually(t, func() bool {
+		st, err = metrics.ReadState(context.Background(), js)
+		require.NoError(t, err)
+		return streamMsgs(st, topology.StreamRecords) == 3 && streamMsgs(st, topology.StreamFetched) == 3 &&
+			st.Stage("fetch").AckPending == 4 && st.Stage("transform").AckPending == 2
+	}, 15*time.Second, 50*time.Millisecond, "state: %+v", st)
+	time.Sleep(2 * time.Second) // long enough for retries, were any made
+	st, err = metrics.ReadState(context.Background(), js)
+	require.NoError(t, err)
+	for _, s := range st.Stages[:2] {
+		require.LessOrEqual(t, s.AckPending, s.Window, s.Stage)
+		require.Zero(t, s.Redelivered, "%s redelivered: holding must not use up attempts", s.Stage)
+		require.Zero(t, s.DLQ, s.Stage)
+	}
+	require.Equal(t, uint64(3), streamMsgs(st, topology.StreamRecords))
+	m := a.get(t, "/metrics")
+	require.Regexp(t, `(?m)^trainfeed_stage_messages_retried_total\{stage="fetch"\} 0$`, m)
+	require.Regexp(t, `(?m)^trainfeed_stage_messages_retried_total\{stage="transform"\} 0$`, m)
+	require.Regexp(t, `(?m)^trainfeed_stage_in_flight\{stage="transform"\} 2$`, m)
+	status, _, code := tf(t, "status", "--nats", a.nats, "--interval", "100ms")
+	require.Equal(t, 0, code)
+	require.Regexp(t, `(?m)^TRAINFEED_RECORDS\s+3\s+3\s+.*FULL$`, status)
+	require.Regexp(t, `(?m)^TRAINFEED_SOURCES\s+`+strconv.Itoa(n)+`\s+`+strconv.Itoa(n)+`\s+.*FULL$`, status)
+
+	// A combine member joins on A's NATS: everything drains, nothing is lost.
+	b := startServe(t, append([]string{"--nats", a.nats, "--out", out, "--format", "jsonl", "--stages", "combine",
+		"--max-age", "200ms"}, limits...)...)
+	waitRecords(t, out, "default", n*rows, 20*time.Second)
+	require.Empty(t, dlqEntries(t, a.nats))
+	m = a.get(t, "/metrics")
+	for _, stage := range []string{"fetch", "transform"} {
+		require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_messages_acked_total\{stage="%s"\} %d$`, stage, n), m)
+		require.Regexp(t, regexp.MustCompile(fmt.Sprintf(`(?m)^trainfeed_stage_messages_dead_lettered_total\{stage="%s"\} 0$`, stage)), m)
+	}
+	b.stop(t, 15*time.Second)
+	a.stop(t, 15*time.Second)
+}
+
+func streamMsgs(st *metrics.State, name string) uint64 {
+	for _, s := range st.Streams {
+		if s.Stream == name {
+			return s.Messages
+		}
+	}
+	return 0
+}
