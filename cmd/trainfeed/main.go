@@ -35,7 +35,8 @@ func main() {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		return setupLogging(logLevel, logFormat)
 	}
-	root.AddCommand(followCmd(), runCmd(), benchCmd(), serveCmd(), publishCmd(), dlqCmd(), statusCmd(), rebuildCmd())
+	root.AddCommand(followCmd(), runCmd(), benchCmd(), serveCmd(), publishCmd(), dlqCmd(), statusCmd(), rebuildCmd(),
+		fetchCmd(), transformCmd(), combineCmd(), setupCmd())
 	err := root.ExecuteContext(ctx)
 	var ee exitError
 	switch {

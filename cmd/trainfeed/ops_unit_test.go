@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,8 +86,10 @@ func TestPublishSourcesFile(t *testing.T) {
 	require.Regexp(t, `^\S+\tmine\thttps://example.com/a.csv$`, lines[0])
 	require.Equal(t, "b\tother\thttps://example.com/b.csv", lines[1])
 
-	stdout, _, code = tf(t, "publish", "--nats", p.nats, "--sources", "-", "--dataset", "mine")
-	require.Equal(t, 2, code, "stdin is empty here: no sources and no error is odd but harmless: %s", stdout)
+	stdout, stderr, code = tf(t, "publish", "--nats", p.nats, "--sources", "-") // stdin is empty
+	require.Equal(t, 0, code, stderr)
+	require.Empty(t, stdout)
+	require.Contains(t, stderr, "no sources")
 
 	nc, err := nats.Connect(p.nats)
 	require.NoError(t, err)
@@ -100,4 +103,44 @@ func TestPublishSourcesFile(t *testing.T) {
 	info, err := s.Info(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, 3, info.State.Msgs, "the source with id b was stored once")
+}
+
+// dlq purge and rebuild, as a user runs them.
+func TestDLQPurgeAndRebuildCommands(t *testing.T) {
+	src := newFlakySource(t, 10, 0, map[int]int{0: 404, 1: 404, 2: 410})
+	p := startServe(t, "--out", t.TempDir(), "--stages", "fetch")
+	resp, body := p.postSources(t, src.jsonSources(0, 3))
+	require.Equal(t, 202, resp.StatusCode, body)
+	require.Eventually(t, func() bool { return len(dlqEntries(t, p.nats)) == 3 }, 10*time.Second, 50*time.Millisecond)
+
+	_, stderr, code := tf(t, "dlq", "purge", "--nats", p.nats)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "say which")
+	_, stderr, code = tf(t, "dlq", "purge", "--all", "--stage", "fetch", "--nats", p.nats)
+	require.Equal(t, 2, code, stderr)
+	out, stderr, code := tf(t, "dlq", "purge", "--stage", "fetch", "--dataset", "elsewhere", "--nats", p.nats)
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "0 purged\n", out)
+	first := fmt.Sprint(dlqEntries(t, p.nats)[0]["id"])
+	out, _, code = tf(t, "dlq", "purge", first, "--nats", p.nats)
+	require.Equal(t, 0, code)
+	require.Equal(t, "1 purged\n", out)
+	_, stderr, code = tf(t, "dlq", "show", first, "--nats", p.nats)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "no such dead letter")
+	out, _, code = tf(t, "dlq", "replay", "--all", "--dry-run", "--nats", p.nats)
+	require.Equal(t, 0, code)
+	require.Equal(t, 2, strings.Count(out, "would replay"))
+	out, _, code = tf(t, "dlq", "purge", "--all", "--nats", p.nats)
+	require.Equal(t, 0, code)
+	require.Equal(t, "2 purged\n", out)
+
+	out, stderr, code = tf(t, "rebuild", "--nats", p.nats, "--dataset", "default", "--into", "copy", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	require.Equal(t, "would publish 3 sources of default into copy (stream seq 1-3), 0 unreadable skipped\n", out)
+	out, stderr, code = tf(t, "rebuild", "--nats", p.nats, "--dataset", "default", "--into", "copy", "--since", "1h")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "published 3 sources of default into copy")
+	require.Eventually(t, func() bool { return len(dlqEntries(t, p.nats, "--dataset", "copy")) == 3 }, 10*time.Second, 50*time.Millisecond,
+		"the rebuilt sources were fetched (and failed again) in the new dataset")
 }

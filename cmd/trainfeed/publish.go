@@ -127,6 +127,10 @@ func publishEntries(args []string, file, id, format string, headers []string, st
 // publishAll publishes every valid entry in order, retrying while the
 // pipeline is full.
 func publishAll(ctx context.Context, pub *producers.Publisher, entries []producers.Entry, retryFor time.Duration, stdout, stderr io.Writer) error {
+	if len(entries) == 0 {
+		fmt.Fprintln(stderr, "trainfeed publish: no sources to publish")
+		return nil
+	}
 	bad, published := 0, 0
 	for i, e := range entries {
 		if e.Err != nil {

@@ -6,14 +6,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
-	"github.com/trainfeed/trainfeed/consumers/transform"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/progress"
@@ -23,13 +22,11 @@ import (
 
 func runCmd() *cobra.Command {
 	var (
-		sources, out, format, dataset, store, root, listen string
-		chunkRecords                                       int
-		maxAge                                             time.Duration
-		quiet                                              bool
-		strict                                             bool
-		transforms                                         string
-		fetchCfg                                           fetch.Config
+		sources, dataset, store, listen string
+		quiet                           bool
+		memLimit                        byteSize = 180 << 20
+		st                              *stageFlags
+		topo                            *topology.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "run --sources FILE --out DIR",
@@ -37,7 +34,8 @@ func runCmd() *cobra.Command {
 		Long: `run starts an embedded NATS server with JetStream, runs the fetch, transform and
 combine stages in this process, publishes each line of the sources file, waits
 until every source is in a committed chunk or dead-lettered, prints a summary
-and exits 0 only when every source succeeded.
+and exits 0 only when every source succeeded (1 when some failed, 130 when
+interrupted).
 
 A sources line is a URL, a local path, or a JSON object such as
 {"url": "https://example.com/a.csv", "dataset": "web", "format": "csv"}.
@@ -50,41 +48,23 @@ recognised and not added twice.`,
 			if sources == "" {
 				return errors.New("--sources is required")
 			}
-			f, err := chunk.ParseFormat(format)
+			stages, err := st.config()
 			if err != nil {
-				return fmt.Errorf("--format: %w", err)
+				return err
 			}
 			if store == "" {
-				store = filepath.Join(out, ".jetstream")
+				store = filepath.Join(st.out, ".jetstream")
 			}
-			if root == "" {
-				if root, err = os.Getwd(); err != nil {
-					return err
-				}
+			// The embedded server, the stages and their buffers share this
+			// process: a soft limit keeps it in bounds whatever the input.
+			if os.Getenv("GOMEMLIMIT") == "" && memLimit > 0 {
+				debug.SetMemoryLimit(int64(memLimit))
 			}
 			entries, err := readSources(sources, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
-			job := &pipeline.Job{
-				Listen:   listen,
-				StoreDir: store,
-				Dataset:  dataset,
-				Topology: topology.DefaultConfig(),
-			}
-			job.Stages.Fetch = fetchCfg
-			job.Stages.Transform.Strict = strict
-			if transforms != "" {
-				if job.Stages.Transform.Specs, err = transform.LoadSpecs(transforms); err != nil {
-					return fmt.Errorf("--transforms: %w", err)
-				}
-			}
-			job.Stages.Fetch.Root = root
-			job.Stages.Combine = combine.DefaultConfig()
-			job.Stages.Combine.Out = out
-			job.Stages.Combine.Format = f
-			job.Stages.Combine.ChunkRecords = chunkRecords
-			job.Stages.Combine.MaxAge = maxAge
+			job := &pipeline.Job{Listen: listen, StoreDir: store, Dataset: dataset, Topology: *topo, Stages: stages}
 			var bar *progress.Reporter
 			if !quiet {
 				bar = progress.New(cmd.ErrOrStderr())
@@ -94,7 +74,7 @@ recognised and not added twice.`,
 			if bar != nil {
 				bar.Finish()
 			}
-			printSummary(cmd.OutOrStdout(), sum, out, f)
+			printSummary(cmd.OutOrStdout(), sum, st.out, stages.Combine.Format)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "trainfeed run: stopped before every source was done:", err)
 				return exitError{code: 130}
@@ -107,18 +87,13 @@ recognised and not added twice.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&sources, "sources", "", "sources file, one URL, path or JSON object per line (- for stdin)")
-	fl.StringVar(&out, "out", "out", "output folder; each dataset is a sub-folder with chunks and manifest.json")
-	fl.StringVar(&format, "format", "parquet", "chunk format: parquet or jsonl")
-	fl.IntVar(&chunkRecords, "chunk-records", 10_000, "records per chunk")
-	fl.DurationVar(&maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources that name none")
 	fl.StringVar(&store, "store", "", "JetStream store folder of the embedded server (default OUT/.jetstream)")
-	fl.StringVar(&root, "root", "", "local files and file:// URLs are allowed only below this folder (default: the current folder)")
 	fl.StringVar(&listen, "listen", "", "also accept NATS clients (trainfeed follow, nats) on this host:port while running")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar or lines")
-	addFetchFlags(fl, &fetchCfg)
-	fl.BoolVar(&strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
-	fl.StringVar(&transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
+	fl.Var(&memLimit, "memory-limit", "soft memory limit of the process (GC works harder near it); 0: none; GOMEMLIMIT overrides")
+	st = addStageFlags(fl)
+	topo = addTopologyFlags(fl)
 	return cmd
 }
 

@@ -30,6 +30,7 @@ func serveCmd() *cobra.Command {
 		store, listen, httpAddr, dataset string
 		stages                           []string
 		retryAfter                       time.Duration
+		replicas                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--nats URL | --store DIR --listen ADDR] --out DIR [--http ADDR]",
@@ -47,7 +48,7 @@ OUT/.jetstream); --listen lets other processes and NATS clients connect to it.
 HTTP (--http, default 127.0.0.1:8080):
   POST /v1/sources   publish sources: a JSON object or an array of them (docs/publishing.md)
   GET  /v1/status    the pipeline state as JSON (what trainfeed status shows)
-  GET  /metrics      Prometheus metrics (docs/operations.md)
+  GET  /metrics      Prometheus metrics (docs/serve.md)
   GET  /healthz      200 while serving`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +58,7 @@ HTTP (--http, default 127.0.0.1:8080):
 			}
 			cfg.Stages = stages
 			cfg.Logger = slog.Default()
+			topo.Replicas = replicas
 			return serve(cmd.Context(), serveOptions{
 				conn: *conn, store: store, listen: listen, http: httpAddr, dataset: dataset,
 				topology: *topo, stages: cfg, retryAfter: retryAfter, out: stage.out,
@@ -72,6 +74,7 @@ HTTP (--http, default 127.0.0.1:8080):
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources POSTed without one")
 	fl.StringSliceVar(&stages, "stages", nil, "stages to run here: fetch, transform, combine (default all three)")
 	fl.DurationVar(&retryAfter, "retry-after", 5*time.Second, "Retry-After given to producers while the pipeline is full")
+	fl.IntVar(&replicas, "replicas", 0, "with --nats: replicas of every stream and bucket (0: 3 on a cluster of 3 or more servers, else 1); never lowers existing ones")
 	stage = addStageFlags(fl)
 	topo = addTopologyFlags(fl)
 	return cmd
@@ -90,10 +93,10 @@ type serveOptions struct {
 // serve runs until ctx ends, then drains.
 func serve(ctx context.Context, o serveOptions) error {
 	var (
-		nc       *nats.Conn
-		err      error
-		natsURL  string
-		embedded bool
+		nc      *nats.Conn
+		err     error
+		natsURL string
+		local   bool // the embedded server: no other process can hold messages yet
 	)
 	if o.conn.URLs != "" {
 		if o.store != "" || o.listen != "" {
@@ -104,6 +107,9 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 		natsURL = nc.ConnectedUrlRedacted()
+		if o.topology.Replicas == 0 {
+			o.topology.Replicas = topology.ReplicasFor(ctx, nc)
+		}
 	} else {
 		srv, err := startEmbedded(o)
 		if err != nil {
@@ -113,7 +119,8 @@ func serve(ctx context.Context, o serveOptions) error {
 		if nc, err = srv.Connect(); err != nil {
 			return err
 		}
-		natsURL, embedded = srv.ClientURL(), true
+		natsURL, local = srv.ClientURL(), true
+		o.topology.Replicas = 1
 		if natsURL == "" {
 			natsURL = "in-process only (no --listen)"
 		}
@@ -127,7 +134,7 @@ func serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	if embedded {
+	if local {
 		// The server just started: whatever its consumers hold belongs to a
 		// process that is gone.
 		if err := topo.Reclaim(ctx); err != nil {

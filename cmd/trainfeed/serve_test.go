@@ -78,7 +78,7 @@ func TestServeDeadLettersAndReplay(t *testing.T) {
 	require.Eventually(t, func() bool {
 		e := dlqEntries(t, p.nats)
 		return len(e) == 3 && fmt.Sprint(e[0]["id"]) != id
-	}, 10*time.Second, 100*time.Millisecond)
+	}, 20*time.Second, 100*time.Millisecond)
 
 	// The endpoint works again: replay everything, exactly once.
 	src.broken.Store(false)

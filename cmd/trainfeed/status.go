@@ -35,7 +35,7 @@ prints per stage:
   DLQ          dead letters of the stage (trainfeed dlq list)
 
 and then each stream's size against its limits: at a limit a stream refuses
-new messages and its producers wait (docs/operations.md, "Backpressure").`,
+new messages and its producers wait (docs/serve.md, "Backpressure").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn.Name = "trainfeed-status"

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,8 @@ type Combiner struct {
 	cfg    Config
 	// failpoint is called after each commit step; tests use it to crash there.
 	failpoint func(step string)
+	// encoders bounds the chunks encoded at once (CPU and encoder memory).
+	encoders chan struct{}
 
 	ready chan struct{} // closed once the ledger is loaded
 	mu    sync.Mutex
@@ -61,6 +64,7 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 	}
 	return &Combiner{
 		js: js, kv: kv, chunks: chunks, cfg: cfg, failpoint: func(string) {},
+		encoders: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		ready: make(chan struct{}), sets: map[string]*dataset{},
 	}, nil
 }

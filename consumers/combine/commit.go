@@ -100,7 +100,9 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 	if err := os.MkdirAll(ds.dir, 0o755); err != nil {
 		return nil, "", err
 	}
+	c.encoders <- struct{}{}
 	path, err := c.writeChunk(ds, ch, batches)
+	<-c.encoders
 	if err != nil {
 		return nil, "", err
 	}

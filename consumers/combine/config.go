@@ -19,7 +19,8 @@ type Config struct {
 	// are never split, so a chunk holds at most ChunkRecords records unless a
 	// single batch is larger. Default 10,000.
 	ChunkRecords int
-	// ChunkBytes flushes a chunk once its values reach about this many bytes. Default 64 MiB.
+	// ChunkBytes flushes a chunk once its values reach about this many bytes.
+	// Default 16 MiB: a chunk's batches are held in memory until it commits.
 	ChunkBytes int64
 	// MaxAge flushes a chunk when its oldest record has waited this long, so
 	// data reaches trainers while a slow stream runs. Default 5s.
@@ -29,7 +30,7 @@ type Config struct {
 	Idle time.Duration
 	// MaxHeld flushes a chunk once it holds this many messages; keep it at or
 	// below half the combine consumer's ack window so the next chunk can fill
-	// while one commits. Default 512.
+	// while one commits. Default 32 (the default window is 64).
 	MaxHeld int
 	// Logger receives commit lines. Default slog.Default().
 	Logger *slog.Logger
@@ -40,10 +41,10 @@ func DefaultConfig() Config {
 	return Config{
 		Format:       chunk.Parquet,
 		ChunkRecords: 10_000,
-		ChunkBytes:   64 << 20,
+		ChunkBytes:   16 << 20,
 		MaxAge:       5 * time.Second,
 		Idle:         100 * time.Millisecond,
-		MaxHeld:      512,
+		MaxHeld:      32,
 	}
 }
 

@@ -260,7 +260,7 @@ func (p *publisher) publish(ctx context.Context, b *Batch) error {
 		return p.publish(ctx, hi)
 	}
 	ack, err := p.h.js.PublishAsync(topology.Subject(topology.SubjectRecords, p.f.Dataset), data,
-		jetstream.WithMsgID(fmt.Sprintf("records/%s/%d", p.f.SourceID, p.part)))
+		jetstream.WithMsgID(fmt.Sprintf("records/%s/%s/%d", p.f.Dataset, p.f.SourceID, p.part)))
 	if err != nil {
 		return fmt.Errorf("publish part %d: %w", p.part, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -467,110 +466,4 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-// literal is a filter value: a number, a string, a bool or a time.
-type literal struct {
-	kind  literalKind
-	num   float64
-	i     int64
-	isInt bool // num is an integer that fits int64 exactly: i
-	str   string
-	b     bool
-	us    int64 // microseconds, when kind is litTime or the string is a timestamp
-	isTS  bool  // str parses as a timestamp
-}
-
-type literalKind uint8
-
-const (
-	litNumber literalKind = iota + 1
-	litString
-	litBool
-	litTime
-)
-
-// newLiteral normalises a value decoded from YAML or JSON.
-func newLiteral(v any) (literal, error) {
-	switch x := v.(type) {
-	case nil:
-		return literal{}, errors.New("no value (null never passes a filter: use drop_empty)")
-	case bool:
-		return literal{kind: litBool, b: x}, nil
-	case int:
-		return literal{kind: litNumber, num: float64(x), i: int64(x), isInt: true}, nil
-	case int64:
-		return literal{kind: litNumber, num: float64(x), i: x, isInt: true}, nil
-	case uint64:
-		if x > math.MaxInt64 {
-			return literal{kind: litNumber, num: float64(x)}, nil
-		}
-		return literal{kind: litNumber, num: float64(x), i: int64(x), isInt: true}, nil
-	case float64:
-		return numberLiteral(x), nil
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return literal{kind: litNumber, num: float64(i), i: i, isInt: true}, nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return literal{}, fmt.Errorf("number %s: %w", x, err)
-		}
-		return numberLiteral(f), nil
-	case string:
-		l := literal{kind: litString, str: x}
-		l.us, l.isTS = parseTimestamp(x)
-		return l, nil
-	case time.Time:
-		return literal{kind: litTime, us: x.UnixMicro(), str: x.UTC().Format(time.RFC3339Nano), isTS: true}, nil
-	}
-	return literal{}, fmt.Errorf("value %v: want a number, a string or a bool", v)
-}
-
-func numberLiteral(f float64) literal {
-	l := literal{kind: litNumber, num: f}
-	if f == math.Trunc(f) && f >= -(1<<63) && f < 1<<63 {
-		l.i, l.isInt = int64(f), true
-	}
-	return l
-}
-
-func compileFilter(f *Filter) (operation, error) {
-	if err := checkColumn(f.Column, ""); err != nil {
-		return nil, err
-	}
-	op := &filterOp{col: f.Column, cmp: f.Op}
-	switch f.Op {
-	case "==", "!=", "<", "<=", ">", ">=":
-		if f.Values != nil {
-			return nil, fmt.Errorf("op %q takes value, not values", f.Op)
-		}
-		l, err := newLiteral(f.Value)
-		if err != nil {
-			return nil, err
-		}
-		if l.kind == litBool && f.Op != "==" && f.Op != "!=" {
-			return nil, fmt.Errorf("op %q does not order booleans", f.Op)
-		}
-		op.value = l
-	case "in", "not_in":
-		if f.Value != nil {
-			return nil, fmt.Errorf("op %q takes values, not value", f.Op)
-		}
-		if len(f.Values) == 0 {
-			return nil, fmt.Errorf("op %q: no values", f.Op)
-		}
-		for _, v := range f.Values {
-			l, err := newLiteral(v)
-			if err != nil {
-				return nil, err
-			}
-			op.values = append(op.values, l)
-		}
-	case "":
-		return nil, errors.New("no op: want ==, !=, <, <=, >, >=, in or not_in")
-	default:
-		return nil, fmt.Errorf("unknown op %q: want ==, !=, <, <=, >, >=, in or not_in", f.Op)
-	}
-	return op, nil
 }

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -23,10 +22,6 @@ const (
 	// writers at a time; a row group closes only between blocks.
 	parquetBlockRows = 1024
 )
-
-// zstdCodec is shared by every Parquet writer so that its pooled encoders
-// are reused from file to file.
-var zstdCodec = &zstd.Codec{}
 
 // parquetSchema returns the Parquet schema of fields, a group of optional
 // leaves, and the leaf column index of each field. The group orders its

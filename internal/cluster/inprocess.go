@@ -19,9 +19,18 @@ type InProcessCluster struct {
 }
 
 // InProcess starts n clustered JetStream servers in this process, waits until
-// they are routed to each other and JetStream has a meta leader, and shuts
-// them down when the test ends.
+// they are routed to each other and place replicated streams, and shuts them
+// down when the test ends.
 func InProcess(tb testing.TB, n int) *InProcessCluster {
+	tb.Helper()
+	c := StartInProcess(tb, n)
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+// StartInProcess is InProcess without the wait: it returns once every
+// server accepts clients, while the cluster has no JetStream meta leader yet.
+func StartInProcess(tb testing.TB, n int) *InProcessCluster {
 	tb.Helper()
 	dir := tb.TempDir()
 	c := &InProcessCluster{tb: tb, Nodes: nodes(tb, n, dir), Servers: make([]*server.Server, n)}
@@ -40,7 +49,6 @@ func InProcess(tb testing.TB, n int) *InProcessCluster {
 			c.Shutdown(i)
 		}
 	})
-	c.WaitReady(30 * time.Second)
 	return c
 }
 

@@ -57,8 +57,15 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 		if cfg.Observe != nil {
 			observe = func(m *runner.Msg, o runner.Outcome, took time.Duration) { cfg.Observe(stage, m, o, took) }
 		}
+		// Record batches are large (up to ~1 MiB): bound what the client
+		// buffers for the stages that pull them by bytes too.
+		pullBytes := 0
+		if stage == topology.ConsumerCombine {
+			pullBytes = 8 << 20
+		}
 		r, err := runner.New(t.JS, t.ConsumerOf(stage), h, runner.Config{
 			Stage: stage, Workers: workers, Annotate: annotate, Logger: cfg.Logger, Observe: observe,
+			PullMaxBytes: pullBytes,
 		})
 		if err != nil {
 			return err

@@ -66,6 +66,10 @@ type Config struct {
 	Annotate DeadLetterFunc
 	// Logger receives one line per failure. Default slog.Default().
 	Logger *slog.Logger
+	// PullMaxBytes, if positive, bounds the bytes the client buffers for the
+	// workers, whatever the message count: stages with large messages keep
+	// their memory bounded by it. Default: no byte bound.
+	PullMaxBytes int
 	// Observe, if set, is called once per handled message with what became
 	// of it and how long handling took (metrics). It runs on the worker
 	// goroutine after the ack, nak or term: keep it cheap and do not keep m.
@@ -89,8 +93,8 @@ const (
 type Stats struct {
 	Received, Acked, Retried, DeadLettered, HandedBack atomic.Int64
 	// Repulls counts pulls the server ended that the runner started again.
-	Repulls atomic.Int64
-	InFlight, MaxInFlight                              atomic.Int64
+	Repulls               atomic.Int64
+	InFlight, MaxInFlight atomic.Int64
 }
 
 // Runner pulls one consumer and runs one handler.
@@ -166,7 +170,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		// consumer leader could answer it with 409 Leadership Change) is
 		// noticed by missing heartbeats: pull requests of 10s with 5s
 		// heartbeats bound that stall to 10s (nats.go's default is 30s).
-		return r.cons.Messages(jetstream.PullMaxMessages(pull), jetstream.PullExpiry(pullExpiry),
+		var size jetstream.PullMessagesOpt = jetstream.PullMaxMessages(pull)
+		if r.cfg.PullMaxBytes > 0 {
+			size = jetstream.PullMaxMessagesWithBytesLimit(pull, r.cfg.PullMaxBytes)
+		}
+		return r.cons.Messages(size, jetstream.PullExpiry(pullExpiry),
 			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	}
 	it, err := open()

@@ -3,6 +3,7 @@ package topology_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,13 +68,7 @@ func TestEnsureWhileClusterForms(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	c := cluster.InProcess(t, 3)
-	for i := range c.Nodes {
-		c.Shutdown(i)
-	}
-	for i := range c.Nodes {
-		c.Restart(i) // returns once the server accepts clients, long before a meta leader exists
-	}
+	c := cluster.StartInProcess(t, 3) // returns long before a meta leader exists
 	nc, err := nats.Connect(c.URLs())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
@@ -81,8 +76,10 @@ func TestEnsureWhileClusterForms(t *testing.T) {
 	require.NoError(t, err)
 	cfg := topology.DefaultConfig()
 	cfg.Replicas = 3
+	start := time.Now()
 	_, err = topology.Ensure(context.Background(), js, cfg)
 	require.NoError(t, err)
+	t.Logf("ensured after %s", time.Since(start).Round(time.Millisecond))
 	requireReplicas(t, js, 3)
 }
 

@@ -90,7 +90,7 @@ type Config struct {
 	// Duplicates is the dedup window of Nats-Msg-Id. Default 2 minutes.
 	Duplicates time.Duration
 	// Sources, Fetched, Records and DLQ cap the streams of those names
-	// beyond MaxBytes (docs/operations.md, "Backpressure"). Every stream
+	// beyond MaxBytes (docs/serve.md, "Backpressure"). Every stream
 	// refuses new messages when full (discard new): nothing stored is ever
 	// dropped to make room, and publishers are told to retry.
 	Sources, Fetched, Records, DLQ Limits
@@ -127,7 +127,7 @@ func DefaultConfig() Config {
 		Duplicates: 2 * time.Minute,
 		Fetch:      Window{MaxAckPending: 256, AckWait: 30 * time.Second, MaxDeliver: 6},
 		Transform:  Window{MaxAckPending: 32, AckWait: 30 * time.Second, MaxDeliver: 5},
-		Combine:    Window{MaxAckPending: 1024, AckWait: 30 * time.Second, MaxDeliver: 10},
+		Combine:    Window{MaxAckPending: 64, AckWait: 30 * time.Second, MaxDeliver: 10},
 	}
 }
 
