@@ -63,9 +63,14 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 		return nil, err
 	}
 	return &Combiner{
-		js: js, kv: kv, chunks: chunks, cfg: cfg, failpoint: func(string) {},
-		encoders: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		ready:    make(chan struct{}), sets: map[string]*dataset{},
+		js:        js,
+		kv:        kv,
+		chunks:    chunks,
+		cfg:       cfg,
+		failpoint: func(string) {},
+		encoders:  make(chan struct{}, runtime.GOMAXPROCS(0)),
+		ready:     make(chan struct{}),
+		sets:      map[string]*dataset{},
 	}, nil
 }
 
