@@ -204,7 +204,7 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 	require.Regexp(t, `(?m)^STAGE\s+PENDING\s+IN FLIGHT/WINDOW\s+RATE/S\s+REDELIVERED\s+DLQ$`, status)
 	require.Regexp(t, `(?m)^fetch\s+0\s+0/256\s+[\d.]+\s+0\s+1$`, status)
 	require.Regexp(t, `(?m)^transform\s+0\s+0/32\s+[\d.]+\s+0\s+0$`, status)
-	require.Regexp(t, `(?m)^combine\s+0\s+0/1024\s+[\d.]+\s+0\s+0$`, status)
+	require.Regexp(t, `(?m)^combine\s+0\s+0/64\s+[\d.]+\s+0\s+0$`, status)
 	var st metrics.State
 	require.NoError(t, json.Unmarshal([]byte(p.get(t, "/v1/status")), &st))
 	require.Len(t, st.Stages, 3)

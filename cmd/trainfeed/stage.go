@@ -56,6 +56,8 @@ func fetchCmd() *cobra.Command {
 	s.addFlags(fl)
 	fl.StringVar(&root, "root", "", "local files and file:// URLs are allowed only below this folder (default: refused)")
 	addFetchFlags(fl, &cfg.Fetch)
+	fl.DurationVar(&cfg.Fetch.Timeout, "timeout", 30*time.Minute,
+		"bound one fetch: waiting for a slot, download, upload and publish (a reply a dying server never sends is waited for this long)")
 	fl.IntVar(&cfg.FetchWorkers, "workers", 0, "downloads this member runs at once (default: the fetch window)")
 	return cmd
 }
@@ -198,7 +200,9 @@ func (s *stageCmd) connect(name string) (*nats.Conn, jetstream.JetStream, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// An asynchronous publish whose ack a dying stream leader never sends
+	// fails after publishAckWait instead of holding its message forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckWait))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
@@ -249,6 +253,9 @@ func (s *stageCmd) run(cmd *cobra.Command, cfg pipeline.Config) error {
 		s.stage, st.Acked.Load(), st.Retried.Load(), st.DeadLettered.Load(), st.HandedBack.Load())
 	return nil
 }
+
+// publishAckWait bounds the wait for the ack of an asynchronous publish.
+const publishAckWait = 30 * time.Second
 
 // errNoPeers is JetStream's "no suitable peers for placement" (10005): too
 // few servers for the replicas, or one the meta leader has not heard from yet.

@@ -60,7 +60,11 @@ type member struct {
 // if it still runs.
 func start(t *testing.T, name string, args ...string) *member {
 	t.Helper()
-	m := &member{name: name, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan struct{})}
+	dir := os.Getenv("TRAINFEED_FAULTTEST_LOGS") // keep the logs there, for a post-mortem
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	m := &member{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(m.log)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +98,18 @@ func (m *member) kill() {
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
 	<-m.done
+}
+
+// dumpStacks asks a running process to print its goroutines and exit
+// (SIGQUIT), for a post-mortem of a stall.
+func (m *member) dumpStacks() {
+	if !m.exited() {
+		_ = m.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-m.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // exited reports whether the process has exited.

@@ -97,3 +97,40 @@ func TestReplicasForSingleServer(t *testing.T) {
 	_, err := topology.Ensure(ctx, js, cfg)
 	require.ErrorContains(t, err, "non-clustered")
 }
+
+// Members that start together all ensure the topology at once. The cluster
+// answers only one of several identical creates of a stream; the others
+// must retry soon, not wait out a long timeout per stream.
+func TestEnsureConcurrently(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := cluster.InProcess(t, 3)
+	cfg := topology.DefaultConfig()
+	cfg.Replicas = 3
+	start := time.Now()
+	errs := make(chan error, 5)
+	for i := range 5 {
+		go func() {
+			nc, err := nats.Connect(c.Nodes[i%3].ClientURL())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = topology.Ensure(context.Background(), js, cfg)
+			errs <- err
+		}()
+	}
+	for range 5 {
+		require.NoError(t, <-errs)
+	}
+	took := time.Since(start)
+	t.Logf("5 concurrent ensures took %s", took.Round(time.Millisecond))
+	require.Less(t, took, 20*time.Second)
+}

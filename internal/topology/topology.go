@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -192,21 +193,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	return t, err
 }
 
+// retry calls f until it succeeds, fails for good or ctx ends. The first
+// attempts get little time: a cluster without a meta leader drops requests,
+// and one that gets the same stream created by several processes at once
+// answers only one of them (nats-server 2.15): a short attempt turns such a
+// lost answer into a quick retry, which finds the stream made.
 func retry(ctx context.Context, f func(ctx context.Context) error) error {
 	delay := 100 * time.Millisecond
+	timeout := 2 * time.Second
 	for {
-		attempt, cancel := context.WithTimeout(ctx, 10*time.Second)
+		attempt, cancel := context.WithTimeout(ctx, timeout)
 		err := f(attempt)
 		cancel()
 		if err == nil || !retryable(err) {
 			return err
 		}
+		// Up to a second of jitter, about what a whole attempt takes, so that
+		// members that started together stop retrying in step.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(delay + rand.N(time.Second)):
 		}
 		delay = min(2*delay, 2*time.Second)
+		timeout = min(timeout*3/2, 10*time.Second)
 	}
 }
 
