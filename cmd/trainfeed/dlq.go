@@ -12,11 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/dlq"
-	"github.com/trainfeed/trainfeed/internal/natsconn"
 )
 
 func dlqCmd() *cobra.Command {
@@ -32,14 +30,8 @@ the entry; it never duplicates records (docs/dlq.md).`,
 	}
 	conn := natsFlags(cmd.PersistentFlags())
 	open := func(ctx context.Context) (*dlq.Queue, func(), error) {
-		conn.Name = "trainfeed-dlq"
-		nc, err := natsconn.Connect(*conn)
+		nc, js, err := connectJS(*conn, "trainfeed-dlq")
 		if err != nil {
-			return nil, nil, err
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			nc.Close()
 			return nil, nil, err
 		}
 		q, err := dlq.Open(ctx, js)

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
 	"github.com/trainfeed/trainfeed/internal/natsconn"
@@ -23,4 +26,20 @@ func natsFlags(fl *pflag.FlagSet) *natsconn.Options {
 	fl.StringVar(&o.TLSCert, "tls-cert", env("TRAINFEED_NATS_TLS_CERT"), "client certificate (PEM) for mutual TLS (env TRAINFEED_NATS_TLS_CERT)")
 	fl.StringVar(&o.TLSKey, "tls-key", env("TRAINFEED_NATS_TLS_KEY"), "client key (PEM) for mutual TLS (env TRAINFEED_NATS_TLS_KEY)")
 	return o
+}
+
+// connectJS connects to NATS with o under the given connection name and
+// returns the connection (the caller closes it) and its JetStream context.
+func connectJS(o natsconn.Options, name string) (*nats.Conn, jetstream.JetStream, error) {
+	o.Name = name
+	nc, err := natsconn.Connect(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }

@@ -30,16 +30,11 @@ interrupted.`,
 			if cfg.Dataset == "" {
 				return errors.New("--dataset is required")
 			}
-			conn.Name = "trainfeed-follow"
-			nc, err := natsconn.Connect(*conn)
+			nc, js, err := connectJS(*conn, "trainfeed-follow")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			// The pipeline may not have created its buckets yet: wait for them.
 			var kv jetstream.KeyValue

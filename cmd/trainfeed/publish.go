@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/natsconn"
@@ -45,16 +44,11 @@ source is reported and skipped (exit code 1 at the end).`,
 			if err != nil {
 				return err
 			}
-			conn.Name = "trainfeed-publish"
-			nc, err := natsconn.Connect(*conn)
+			nc, js, err := connectJS(*conn, "trainfeed-publish")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			pub, err := producers.NewPublisher(js, dataset)
 			if err != nil {
 				return fmt.Errorf("--dataset: %w", err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/natsconn"
@@ -44,16 +43,11 @@ remove anything from the dataset (docs/dlq.md, "Rebuild").`,
 				}
 				cfg.Since = t
 			}
-			conn.Name = "trainfeed-rebuild"
-			nc, err := natsconn.Connect(*conn)
+			nc, js, err := connectJS(*conn, "trainfeed-rebuild")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			res, err := rebuild.Run(cmd.Context(), js, cfg)
 			into := cfg.Into
 			if into == "" {

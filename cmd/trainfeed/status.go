@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/metrics"
@@ -38,16 +37,11 @@ and then each stream's size against its limits: at a limit a stream refuses
 new messages and its producers wait (docs/serve.md, "Backpressure").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn.Name = "trainfeed-status"
-			nc, err := natsconn.Connect(*conn)
+			nc, js, err := connectJS(*conn, "trainfeed-status")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			first, err := metrics.ReadState(ctx, js)
 			if err != nil {

@@ -245,20 +245,28 @@ func (c *Combiner) place(ctx context.Context, ds *dataset, ch *wire.Chunk) error
 	return syncDir(ds.dir)
 }
 
-// download restores a committed chunk file from the chunks object store,
-// checking its sha256.
+// download restores a committed chunk file from the chunks object store.
 func (c *Combiner) download(ctx context.Context, ch *wire.Chunk, final string) error {
-	obj, err := c.chunks.Get(ctx, ch.Object)
+	if err := DownloadChunk(ctx, c.chunks, ch, final); err != nil {
+		return fmt.Errorf("restore %w", err)
+	}
+	return nil
+}
+
+// DownloadChunk copies a committed chunk from the chunks object store to
+// path (through a temp file in its folder, fsynced, then renamed), checking
+// its sha256 against the manifest entry.
+func DownloadChunk(ctx context.Context, store jetstream.ObjectStore, ch *wire.Chunk, path string) error {
+	obj, err := store.Get(ctx, ch.Object)
 	if err != nil {
-		return fmt.Errorf("restore chunk %d from %s: %w", ch.Seq, ch.Object, err)
+		return fmt.Errorf("chunk %d from %s: %w", ch.Seq, ch.Object, err)
 	}
 	defer obj.Close()
-	dir := filepath.Dir(final)
-	f, err := os.CreateTemp(dir, ".tmp-restore-*")
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-download-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
 	}
-	defer os.Remove(f.Name())
+	defer os.Remove(f.Name()) // no-op once renamed
 	h := sha256.New()
 	_, err = io.Copy(io.MultiWriter(f, h), obj)
 	if err == nil {
@@ -268,12 +276,12 @@ func (c *Combiner) download(ctx context.Context, ch *wire.Chunk, final string) e
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("restore chunk %d: %w", ch.Seq, err)
+		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ch.SHA256 {
-		return fmt.Errorf("restore chunk %d: sha256 %s, want %s", ch.Seq, got, ch.SHA256)
+		return fmt.Errorf("chunk %d: sha256 %s, manifest says %s", ch.Seq, got, ch.SHA256)
 	}
-	return os.Rename(f.Name(), final)
+	return os.Rename(f.Name(), path)
 }
 
 // readEntry reads and decodes the manifest entry under key.

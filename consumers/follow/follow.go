@@ -6,11 +6,8 @@ package follow
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -169,29 +166,8 @@ func (f *Follower) download(ctx context.Context, ch *wire.Chunk) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	obj, err := f.chunks.Get(ctx, ch.Object)
-	if err != nil {
-		return fmt.Errorf("follow %s: chunk %d: %w", ch.Dataset, ch.Seq, err)
+	if err := combine.DownloadChunk(ctx, f.chunks, ch, filepath.Join(dir, ch.File)); err != nil {
+		return fmt.Errorf("follow %s: %w", ch.Dataset, err)
 	}
-	defer obj.Close()
-	tmp, err := os.CreateTemp(dir, ".tmp-follow-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(tmp, h), obj)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("follow %s: chunk %d: %w", ch.Dataset, ch.Seq, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != ch.SHA256 {
-		return fmt.Errorf("follow %s: chunk %d: sha256 %s, manifest says %s", ch.Dataset, ch.Seq, got, ch.SHA256)
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, ch.File))
+	return nil
 }
