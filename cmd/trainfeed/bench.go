@@ -34,13 +34,17 @@ func benchCmd() *cobra.Command {
 		rows, chunkRecords                                       int
 		latency                                                  time.Duration
 		skipSequential, python                                   bool
+		workload                                                 string
+		w                                                        benchWorkloadFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Time the job trainfeed replaces: sequential, in-memory Go loop and trainfeed, side by side",
-		Long: `bench serves N CSV sources of --rows records from a loopback HTTP server that
-waits --latency before each response, and for each N of --sources turns them
-into chunks of --chunk-records records three ways:
+		Long: `bench runs one of three workloads (--workload).
+
+w1, the default, serves N CSV sources of --rows records from a loopback HTTP
+server that waits --latency before each response, and for each N of --sources
+turns them into chunks of --chunk-records records three ways:
 
   sequential  one source after another: GET, encoding/csv + strconv, then
               write all chunks at the end;
@@ -51,9 +55,23 @@ into chunks of --chunk-records records three ways:
 
 Every way must write N × rows records. The sequential way runs only up to
 N = 100 unless --skip-sequential=false; above that it is estimated from the
-per-source time of the largest N measured, and marked "est.".`,
+per-source time of the largest N measured, and marked "est.". The ms/source
+columns compare N's: time per source should not grow with N.
+
+w2 serves one large CSV source of --size bytes (generated as it is sent) and
+times a raw GET → transform.Parse → chunk.Write loop and 'trainfeed run',
+each in its own child process so their max RSS can be read; it prints the
+throughput of each, their ratio and both max RSS.
+
+w3 runs the stages in this process against an embedded server and publishes
+--rate sources per second for --duration with combine's --max-age; it prints
+the p50, p90, p99 and max of the time from each source's publish to the chunk
+event of the chunk holding it (sent after the manifest commit).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if w.rawURL != "" { // W2's raw loop, in its own process
+				return runRawChild(cmd, w.rawURL, w.rawDir, format, chunkRecords)
+			}
 			ns, err := parseSources(sourcesList)
 			if err != nil {
 				return err
@@ -67,6 +85,15 @@ per-source time of the largest N measured, and marked "est.".`,
 			}
 			if latency <= 0 {
 				latency = -1 // bench.Config: none
+			}
+			switch workload {
+			case "w1":
+			case "w2":
+				return runW2(cmd, w, f, chunkRecords)
+			case "w3":
+				return runW3(cmd, w, bench.Config{Rows: rows, Latency: latency, Format: f, ChunkRecords: chunkRecords})
+			default:
+				return fmt.Errorf("--workload %q: want w1, w2 or w3", workload)
 			}
 			r := &benchRun{
 				ctx:    cmd.Context(),
@@ -89,7 +116,8 @@ per-source time of the largest N measured, and marked "est.".`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&sourcesList, "sources", "10,100,1000", "comma-separated source counts N")
+	fl.StringVar(&workload, "workload", "w1", "w1: N small sources; w2: one large source (throughput, max RSS); w3: freshness of a steady stream")
+	fl.StringVar(&sourcesList, "sources", "10,100,1000", "w1: comma-separated source counts N (up to 10000 and more; sequential is estimated above 100)")
 	fl.IntVar(&rows, "rows", bench.DefaultRows, "CSV records per source")
 	fl.DurationVar(&latency, "latency", bench.DefaultLatency, "server wait before each response's headers")
 	fl.StringVar(&format, "format", "parquet", "chunk format: parquet or jsonl")
@@ -100,6 +128,7 @@ per-source time of the largest N measured, and marked "est.".`,
 	fl.StringVar(&pythonBin, "python-bin", "python3", "Python interpreter for --python (default: python3, else /usr/bin/python3)")
 	fl.StringVar(&pythonScript, "python-script", filepath.Join("bench", "asyncio_baseline.py"), "the Python baseline script")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the trainfeed run at the largest N to this file")
+	w.register(fl)
 	return cmd
 }
 
@@ -311,7 +340,7 @@ func lastLine(b []byte) []byte {
 
 func (r *benchRun) printTable(w io.Writer, rows []benchRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "N\tsequential s\tin-memory s\ttrainfeed s\ttrainfeed/in-memory\tsequential/trainfeed\ttrainfeed records/s\t"
+	head := "N\tsequential s\tin-memory s\ttrainfeed s\ttrainfeed/in-memory\tsequential/trainfeed\ttrainfeed records/s\tin-memory ms/source\ttrainfeed ms/source\t"
 	if r.python != "" {
 		head += "python s\t"
 	}
@@ -323,9 +352,10 @@ func (r *benchRun) printTable(w io.Writer, rows []benchRow) {
 			seq += " est."
 			estFrom = row.seqFrom
 		}
-		line := fmt.Sprintf("%d\t%s\t%.3f\t%.3f\t%.2fx\t%.1fx\t%s\t", row.n, seq, row.mem.Seconds(), row.tf.Seconds(),
+		line := fmt.Sprintf("%d\t%s\t%.3f\t%.3f\t%.2fx\t%.1fx\t%s\t%.3f\t%.3f\t", row.n, seq, row.mem.Seconds(), row.tf.Seconds(),
 			row.tf.Seconds()/row.mem.Seconds(), row.seq.Seconds()/row.tf.Seconds(),
-			thousands(int64(float64(row.tfRecords)/row.tf.Seconds())))
+			thousands(int64(float64(row.tfRecords)/row.tf.Seconds())),
+			msPer(row.mem, row.n), msPer(row.tf, row.n))
 		if r.python != "" {
 			if row.pyErr != nil {
 				line += "failed\t"
@@ -340,6 +370,9 @@ func (r *benchRun) printTable(w io.Writer, rows []benchRow) {
 		fmt.Fprintf(w, "est.: N × the sequential time per source measured at N=%d\n", estFrom)
 	}
 }
+
+// msPer returns d / n in milliseconds.
+func msPer(d time.Duration, n int) float64 { return d.Seconds() * 1000 / float64(n) }
 
 // thousands formats n with comma separators.
 func thousands(n int64) string {

@@ -18,6 +18,18 @@ import (
 // slower than the network: per source, that is what bounds memory.
 const bodyPull = 8
 
+// directChunks is the largest body, in chunks, read with direct gets: one
+// request per chunk and no consumer at all. Larger bodies stream through an
+// ordered consumer. Most bodies are one chunk; creating a consumer for each
+// would cost round trips and, at a few hundred bodies a second, run into the
+// server's limit of consumers per stream while the old ones wait out their
+// inactivity threshold.
+const directChunks = 8
+
+// orderedInactive is how soon the server removes a body's ordered consumer
+// once its reader is done (nats.go's default is 5 minutes).
+const orderedInactive = 5 * time.Second
+
 // bodyIdle bounds the wait for the next chunk of a body.
 const bodyIdle = 30 * time.Second
 
@@ -43,8 +55,19 @@ func (h *Handler) openBody(ctx context.Context, name string) (io.ReadCloser, err
 		return nil, fmt.Errorf("body %s: %w", name, err)
 	}
 	stream := "OBJ_" + info.Bucket
+	subject := "$O." + info.Bucket + ".C." + info.NUID
+	r := &bodyReader{ctx: ctx, size: info.Size, want: want, sum: sha256.New()}
+	if info.Chunks <= directChunks {
+		s, err := h.stream(ctx, stream)
+		if err != nil {
+			return nil, fmt.Errorf("body %s: %w", name, err)
+		}
+		r.next = directChunk(s, subject)
+		return r, nil
+	}
 	cons, err := h.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"$O." + info.Bucket + ".C." + info.NUID},
+		FilterSubjects:    []string{subject},
+		InactiveThreshold: orderedInactive,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("body %s: %w", name, err)
@@ -53,13 +76,50 @@ func (h *Handler) openBody(ctx context.Context, name string) (io.ReadCloser, err
 	if err != nil {
 		return nil, fmt.Errorf("body %s: %w", name, err)
 	}
-	return &bodyReader{ctx: ctx, it: it, size: info.Size, want: want, sum: sha256.New()}, nil
+	r.next = func(ctx context.Context) ([]byte, error) {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return m.Data(), nil
+	}
+	r.stop = it.Stop
+	return r, nil
+}
+
+// stream returns the bodies bucket's stream, looked up once.
+func (h *Handler) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	h.streamMu.Lock()
+	defer h.streamMu.Unlock()
+	if h.bodyStream == nil {
+		s, err := h.js.Stream(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		h.bodyStream = s
+	}
+	return h.bodyStream, nil
+}
+
+// directChunk returns a function that reads a body's chunks one direct get
+// at a time: each is the first message on subject after the previous one.
+func directChunk(s jetstream.Stream, subject string) func(context.Context) ([]byte, error) {
+	seq := uint64(1)
+	return func(ctx context.Context) ([]byte, error) {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return nil, err
+		}
+		seq = m.Sequence + 1
+		return m.Data, nil
+	}
 }
 
 // bodyReader reads the chunks of one body in order.
 type bodyReader struct {
 	ctx  context.Context
-	it   jetstream.MessagesContext
+	next func(context.Context) ([]byte, error) // the body's next chunk
+	stop func()                                // ends the reading, if set
 	size uint64
 	n    uint64
 	want []byte
@@ -82,7 +142,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, bodyIdle)
-		m, err := r.it.Next(jetstream.NextContext(ctx))
+		chunk, err := r.next(ctx)
 		cancel()
 		if err != nil {
 			if r.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
@@ -91,7 +151,7 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 			r.err = fmt.Errorf("read body: %w", err)
 			continue
 		}
-		r.cur = m.Data()
+		r.cur = chunk
 		r.n += uint64(len(r.cur))
 		r.sum.Write(r.cur)
 		if r.n > r.size {
@@ -104,9 +164,11 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the consumer.
+// Close stops the reading.
 func (r *bodyReader) Close() error {
-	r.it.Stop()
+	if r.stop != nil {
+		r.stop()
+	}
 	return nil
 }
 

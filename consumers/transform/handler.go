@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,6 +34,9 @@ type Handler struct {
 	bodies jetstream.ObjectStore
 	cfg    Config
 	progs  map[string]*program
+
+	streamMu   sync.Mutex
+	bodyStream jetstream.Stream // the bodies bucket's stream, looked up once
 }
 
 // New returns a transform handler reading bodies from the object store. It

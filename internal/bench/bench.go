@@ -3,8 +3,11 @@
 // chunks — done three ways: a sequential script (Sequential), a plain
 // in-memory concurrent Go loop (InMemory) and a trainfeed pipeline.Job
 // (Trainfeed). Each way runs against a Server on the loopback interface and
-// checks that its output holds every record. `trainfeed bench` prints the
-// figures side by side; BenchmarkW1 reuses the same workloads.
+// checks that its output holds every record (W1). W2 streams one large
+// source from a LargeServer through RawLoop or `trainfeed run`; W3
+// (Freshness) times sources published at a steady rate into running stages
+// until their chunk is announced. `trainfeed bench` prints the figures side
+// by side; BenchmarkW1 reuses the W1 workloads.
 package bench
 
 import (

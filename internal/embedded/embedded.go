@@ -62,6 +62,9 @@ func Start(cfg Config) (*Server, error) {
 		NoLog:              true,
 		DontListen:         cfg.Listen == "",
 		MaxPayload:         2 << 20,
+		// Readers of large bodies use short-lived consumers; the default cap
+		// of 1,000 per stream is no protection inside one process.
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
 	}
 	if opts.JetStreamMaxStore == 0 {
 		opts.JetStreamMaxStore = 64 << 30
