@@ -189,7 +189,7 @@ func (s *stageCmd) addFlags(fl *pflag.FlagSet) {
 	fl.DurationVar(&s.ackWait, "ack-wait", topology.DefaultConfig().Fetch.AckWait,
 		"how long a member may hold a message without a sign of life before it goes to another member (every stage)")
 	if s.stage != "" {
-		fl.BoolVar(&s.ensureTp, "ensure-topology", true, "create or update streams, consumers and buckets at start; false: only look them up, waiting until they exist")
+		fl.BoolVar(&s.ensureTp, "ensure-topology", true, "create or update streams, consumers and buckets at start; false: only look them up, waiting until they exist (the topology flags are then ignored)")
 	}
 }
 
@@ -240,10 +240,12 @@ func (s *stageCmd) run(cmd *cobra.Command, cfg pipeline.Config) error {
 	}
 	r := stages.Runner(s.stage)
 	fmt.Fprintf(stderr, "trainfeed %s: member of consumer %q on %s (ack window %d)\n",
-		s.stage, s.stage, nc.ConnectedUrlRedacted(), r.Window())
+		s.stage, s.stage, natsconn.ServerURL(nc), r.Window())
 	runErr := stages.Run(ctx)
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		slog.Warn("drain nats connection", "err", err)
+	// The last acks and naks are on their way: make sure the server has
+	// them before the connection closes.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		slog.Warn("flush nats connection", "err", err)
 	}
 	if runErr != nil {
 		return runErr
@@ -255,7 +257,7 @@ func (s *stageCmd) run(cmd *cobra.Command, cfg pipeline.Config) error {
 }
 
 // publishAckWait bounds the wait for the ack of an asynchronous publish.
-const publishAckWait = 30 * time.Second
+const publishAckWait = 10 * time.Second
 
 // errNoPeers is JetStream's "no suitable peers for placement" (10005): too
 // few servers for the replicas, or one the meta leader has not heard from yet.

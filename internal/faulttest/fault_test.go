@@ -58,8 +58,8 @@ func TestKill9MidRun(t *testing.T) {
 		start(t, "transform-2", args("transform")...),
 	}
 	fetches := []*member{
-		start(t, "fetch-1", args("fetch", "--allow-hosts", "127.0.0.1", "--per-host", "4", "--timeout", "15s")...),
-		start(t, "fetch-2", args("fetch", "--allow-hosts", "127.0.0.1", "--per-host", "4", "--timeout", "15s")...),
+		start(t, "fetch-1", args("fetch", "--allow-hosts", "127.0.0.1", "--per-host", "4", "--timeout", "10s")...),
+		start(t, "fetch-2", args("fetch", "--allow-hosts", "127.0.0.1", "--per-host", "4", "--timeout", "10s")...),
 	}
 	members := append([]*member{comb}, append(transforms, fetches...)...)
 

@@ -82,7 +82,7 @@ func Connect(o Options) (*nats.Conn, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", ServerURL(nc)) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats", "err", err) }),
 	}
 	switch {
@@ -120,6 +120,17 @@ func Connect(o Options) (*nats.Conn, error) {
 		return nil, fmt.Errorf("nats: cannot reach %s", redact(o.URLs))
 	}
 	return nc, nil
+}
+
+// ServerURL returns the URL of the server nc is connected to, fit for logs:
+// unlike nc.ConnectedUrlRedacted it also hides a token given as the URL's
+// user part (nats://TOKEN@host).
+func ServerURL(nc *nats.Conn) string {
+	u := nc.ConnectedUrl()
+	if u == "" {
+		return ""
+	}
+	return redact(u)
 }
 
 // redact hides passwords and tokens in URLs.
