@@ -81,14 +81,16 @@ type dataset struct {
 	commit sync.Mutex // serialises commits, so sequence order is file order
 
 	// Guarded by Combiner.mu.
-	committed map[string]bool     // part keys in committed chunks
-	all       []*wire.Chunk       // every committed entry, records or not, in seq order
-	placed    int                 // leading chunks whose files are known to be in dir
-	held      map[string]*pending // part keys in the filling or committing chunks
-	filling   *pending
-	nextSeq   uint64
-	chunks    []*wire.Chunk
-	schema    []wire.Field
+	committed  map[string]bool     // part keys in committed chunks
+	all        []*wire.Chunk       // every committed entry, records or not, in seq order
+	placed     int                 // leading chunks whose files are known to be in dir
+	syncing    bool                // a sync of dir and manifest.json is under way
+	committing uint64              // the seq this member is creating an entry for, 0 if none
+	held       map[string]*pending // part keys in the filling or committing chunks
+	filling    *pending
+	nextSeq    uint64
+	chunks     []*wire.Chunk
+	schema     []wire.Field
 }
 
 // pending is a chunk being filled; its waiters learn the commit's result.
@@ -156,7 +158,14 @@ func (c *Combiner) Run(ctx context.Context) error {
 				continue
 			}
 			c.mu.Lock()
-			c.apply(c.dataset(ch.Dataset), &ch)
+			ds := c.dataset(ch.Dataset)
+			if c.apply(ds, &ch) && ch.Seq != ds.committing && !ds.syncing {
+				// A commit this member did not finish itself: another
+				// member's, or its own whose reply was lost. Bring the
+				// folder and manifest.json up to it.
+				ds.syncing = true
+				c.wg.Go(func() { c.sync(ds) })
+			}
 			c.mu.Unlock()
 		case now := <-tick.C:
 			c.mu.Lock()
@@ -264,18 +273,44 @@ func (c *Combiner) dataset(name string) *dataset {
 }
 
 // apply records a committed chunk in the ledger. Callers hold c.mu.
-func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) {
+func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
 	for _, p := range ch.Parts {
 		ds.committed[wire.PartKey(p.SourceID, p.Part)] = true
 	}
 	if ch.Seq < ds.nextSeq {
-		return // already applied
+		return false // already applied
 	}
 	ds.nextSeq = ch.Seq + 1
 	ds.all = append(ds.all, ch)
 	if ch.Records > 0 {
 		ds.chunks = append(ds.chunks, ch)
 		ds.schema = chunk.MergeSchema(ds.schema, ch.Schema)
+	}
+	return true
+}
+
+// sync puts the files of every committed chunk of ds in place and rewrites
+// manifest.json, after commits that reached the ledger from the manifest
+// bucket rather than through this member's own finish.
+func (c *Combiner) sync(ds *dataset) {
+	ds.commit.Lock()
+	defer ds.commit.Unlock()
+	c.mu.Lock()
+	ds.syncing = false // entries applied from here on schedule another sync
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*commitTimeout)
+	defer cancel()
+	c.syncLocked(ctx, ds)
+}
+
+// syncLocked is sync for callers holding ds.commit.
+func (c *Combiner) syncLocked(ctx context.Context, ds *dataset) {
+	if err := c.placeAll(ctx, ds); err != nil {
+		c.cfg.Logger.Error("sync chunk files", "dataset", ds.name, "err", err)
+		return
+	}
+	if err := c.writeManifest(ds); err != nil {
+		c.cfg.Logger.Error("sync manifest", "dataset", ds.name, "err", err)
 	}
 }
 

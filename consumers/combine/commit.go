@@ -144,6 +144,18 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
 	var seq uint64
+	defer func() {
+		c.mu.Lock()
+		ds.committing = 0
+		// The watcher leaves an entry at the seq being created to this
+		// commit; when the commit gives up, the entry may still be there
+		// (a create whose reply was lost): bring files and manifest up to it.
+		missed := err != nil && ds.nextSeq > seq
+		c.mu.Unlock()
+		if missed {
+			c.syncLocked(ctx, ds)
+		}
+	}()
 	for {
 		c.mu.Lock()
 		seq = max(seq, ds.nextSeq)
@@ -161,6 +173,9 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 			return false, nil, err
 		}
 		key := entryKey(ds.name, seq)
+		c.mu.Lock()
+		ds.committing = seq // our own entry needs no sync when the watcher sees it
+		c.mu.Unlock()
 		_, err = c.kv.Create(ctx, key, data)
 		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && c.isEntry(key, ch)) {
 			break
