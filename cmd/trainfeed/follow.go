@@ -49,7 +49,7 @@ interrupted.`,
 					return fmt.Errorf("follow: %w", err)
 				}
 				if !waited {
-					slog.Info("waiting for a trainfeed pipeline to create its buckets", "nats", nc.ConnectedUrlRedacted())
+					slog.Info("waiting for a trainfeed pipeline to create its buckets", "nats", natsconn.ServerURL(nc))
 				}
 				select {
 				case <-ctx.Done():

@@ -106,7 +106,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		if nc, err = natsconn.Connect(o.conn); err != nil {
 			return err
 		}
-		natsURL = nc.ConnectedUrlRedacted()
+		natsURL = natsconn.ServerURL(nc)
 		if o.topology.Replicas == 0 {
 			o.topology.Replicas = topology.ReplicasFor(ctx, nc)
 		}
@@ -126,7 +126,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}

@@ -277,6 +277,9 @@ func DownloadChunk(ctx context.Context, store jetstream.ObjectStore, ch *wire.Ch
 		return fmt.Errorf("chunk %d from %s: %w", ch.Seq, ch.Object, err)
 	}
 	defer obj.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-download-*")
 	if err != nil {
 		return fmt.Errorf("chunk %d: %w", ch.Seq, err)

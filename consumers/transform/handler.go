@@ -86,7 +86,7 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	}
 	obj, err := h.openBody(ctx, f.Object)
 	if err != nil {
-		return h.openError(&f, err)
+		return h.openError(&f, m.Delivered, err)
 	}
 	// A compressed body is decompressed once to check its limits before
 	// any of its records is published: a bomb leaves nothing behind.
@@ -98,7 +98,7 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 			return classify(&f, err)
 		}
 		if obj, err = h.openBody(ctx, f.Object); err != nil {
-			return h.openError(&f, err)
+			return h.openError(&f, m.Delivered, err)
 		}
 		body = obj
 	}
@@ -142,10 +142,19 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	return classify(&f, err)
 }
 
+// missingBodyAttempts is how many deliveries a missing body is retried
+// before it is taken as gone: on a replicated store a follower that has not
+// caught up yet may answer the first reads.
+const missingBodyAttempts = 3
+
 // openError is the error of a body that can not be opened.
-func (h *Handler) openError(f *wire.Fetched, err error) error {
+func (h *Handler) openError(f *wire.Fetched, delivered uint64, err error) error {
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return runner.Permanent(fmt.Errorf("transform %s: body %s is no longer stored", f.URL, f.Object))
+		err := fmt.Errorf("transform %s: body %s is not stored", f.URL, f.Object)
+		if delivered < missingBodyAttempts {
+			return err
+		}
+		return runner.Permanent(fmt.Errorf("%w (after %d attempts)", err, delivered))
 	}
 	return fmt.Errorf("transform %s: open body: %w", f.URL, err)
 }

@@ -53,7 +53,7 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		return Summary{}, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return Summary{}, fmt.Errorf("jetstream: %w", err)
 	}
