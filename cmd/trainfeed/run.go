@@ -53,7 +53,7 @@ recognised and not added twice.`,
 				return err
 			}
 			if store == "" {
-				store = filepath.Join(st.out, ".jetstream")
+				store = filepath.Join(st.combine.out, ".jetstream")
 			}
 			// The embedded server, the stages and their buffers share this
 			// process: a soft limit keeps it in bounds whatever the input.
@@ -74,7 +74,7 @@ recognised and not added twice.`,
 			if bar != nil {
 				bar.Finish()
 			}
-			printSummary(cmd.OutOrStdout(), sum, st.out, stages.Combine.Format)
+			printSummary(cmd.OutOrStdout(), sum, st.combine.out, stages.Combine.Format)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "trainfeed run: stopped before every source was done:", err)
 				return exitError{code: 130}

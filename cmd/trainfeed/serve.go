@@ -61,7 +61,7 @@ HTTP (--http, default 127.0.0.1:8080):
 			topo.Replicas = replicas
 			return serve(cmd.Context(), serveOptions{
 				conn: *conn, store: store, listen: listen, http: httpAddr, dataset: dataset,
-				topology: *topo, stages: cfg, retryAfter: retryAfter, out: stage.out,
+				topology: *topo, stages: cfg, retryAfter: retryAfter, out: stage.combine.out,
 				announce: func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) },
 			})
 		},

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trainfeed/trainfeed/consumers/transform"
-	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -64,8 +62,8 @@ func fetchCmd() *cobra.Command {
 
 func transformCmd() *cobra.Command {
 	var (
-		cfg        pipeline.Config
-		transforms string
+		cfg pipeline.Config
+		tf  transformFlags
 	)
 	s := &stageCmd{stage: topology.ConsumerTransform}
 	cmd := &cobra.Command{
@@ -75,28 +73,23 @@ func transformCmd() *cobra.Command {
 			"JSON lines, JSON; gzip, zstd) into record batches on trainfeed.records.<dataset>.\n" + stageLong,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if transforms != "" {
-				specs, err := transform.LoadSpecs(transforms)
-				if err != nil {
-					return fmt.Errorf("--transforms: %w", err)
-				}
-				cfg.Transform.Specs = specs
+			if err := tf.apply(&cfg.Transform); err != nil {
+				return err
 			}
 			return s.run(cmd, cfg)
 		},
 	}
 	fl := cmd.Flags()
 	s.addFlags(fl)
-	fl.BoolVar(&cfg.Transform.Strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
-	fl.StringVar(&transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
+	tf.add(fl)
 	fl.IntVar(&cfg.TransformWorkers, "workers", 0, "bodies this member parses at once (default: 4 × GOMAXPROCS)")
 	return cmd
 }
 
 func combineCmd() *cobra.Command {
 	var (
-		cfg    pipeline.Config
-		format string
+		cfg pipeline.Config
+		cf  combineFlags
 	)
 	s := &stageCmd{stage: topology.ConsumerCombine}
 	cmd := &cobra.Command{
@@ -108,23 +101,15 @@ func combineCmd() *cobra.Command {
 			"chunks object store, so every member's OUT holds the whole dataset.\n" + stageLong,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfg.Combine.Out == "" {
-				return errors.New("--out is required")
+			if err := cf.apply(&cfg.Combine); err != nil {
+				return err
 			}
-			f, err := chunk.ParseFormat(format)
-			if err != nil {
-				return fmt.Errorf("--format: %w", err)
-			}
-			cfg.Combine.Format = f
 			return s.run(cmd, cfg)
 		},
 	}
 	fl := cmd.Flags()
 	s.addFlags(fl)
-	fl.StringVar(&cfg.Combine.Out, "out", "", "output folder; each dataset is a sub-folder with chunks and manifest.json")
-	fl.StringVar(&format, "format", "parquet", "chunk format: parquet or jsonl")
-	fl.IntVar(&cfg.Combine.ChunkRecords, "chunk-records", 10_000, "records per chunk")
-	fl.DurationVar(&cfg.Combine.MaxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
+	cf.add(fl, "")
 	return cmd
 }
 

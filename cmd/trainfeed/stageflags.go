@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -18,37 +19,28 @@ import (
 )
 
 // stageFlags are the flags that shape the fetch, transform and combine
-// stages of a process: what run and serve (and the one-stage commands)
-// share.
+// stages of a process: what run and serve share.
 type stageFlags struct {
-	out, format, root, transforms string
-	chunkRecords                  int
-	maxAge                        time.Duration
-	strict                        bool
-	fetch                         fetch.Config
+	root      string
+	fetch     fetch.Config
+	transform transformFlags
+	combine   combineFlags
 }
 
 // addStageFlags registers the stage flags on fl.
 func addStageFlags(fl *pflag.FlagSet) *stageFlags {
 	s := &stageFlags{}
-	fl.StringVar(&s.out, "out", "out", "output folder; each dataset is a sub-folder with chunks and manifest.json")
-	fl.StringVar(&s.format, "format", "parquet", "chunk format: parquet or jsonl")
-	fl.IntVar(&s.chunkRecords, "chunk-records", 10_000, "records per chunk")
-	fl.DurationVar(&s.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
+	s.combine.add(fl, "out")
 	fl.StringVar(&s.root, "root", "", "local files and file:// URLs are allowed only below this folder (default: the current folder)")
 	addFetchFlags(fl, &s.fetch)
-	fl.BoolVar(&s.strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
-	fl.StringVar(&s.transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
+	s.transform.add(fl)
 	return s
 }
 
 // config returns the stage configuration the flags describe.
 func (s *stageFlags) config() (pipeline.Config, error) {
 	var cfg pipeline.Config
-	f, err := chunk.ParseFormat(s.format)
-	if err != nil {
-		return cfg, fmt.Errorf("--format: %w", err)
-	}
+	var err error
 	root := s.root
 	if root == "" {
 		if root, err = os.Getwd(); err != nil {
@@ -57,18 +49,66 @@ func (s *stageFlags) config() (pipeline.Config, error) {
 	}
 	cfg.Fetch = s.fetch
 	cfg.Fetch.Root = root
-	cfg.Transform.Strict = s.strict
-	if s.transforms != "" {
-		if cfg.Transform.Specs, err = transform.LoadSpecs(s.transforms); err != nil {
-			return cfg, fmt.Errorf("--transforms: %w", err)
-		}
+	if err := s.transform.apply(&cfg.Transform); err != nil {
+		return cfg, err
 	}
-	cfg.Combine = combine.DefaultConfig()
-	cfg.Combine.Out = s.out
-	cfg.Combine.Format = f
-	cfg.Combine.ChunkRecords = s.chunkRecords
-	cfg.Combine.MaxAge = s.maxAge
+	if err := s.combine.apply(&cfg.Combine); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// transformFlags are the flags of the transform stage.
+type transformFlags struct {
+	strict     bool
+	transforms string
+}
+
+func (t *transformFlags) add(fl *pflag.FlagSet) {
+	fl.BoolVar(&t.strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
+	fl.StringVar(&t.transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
+}
+
+// apply sets the transform configuration the flags describe.
+func (t *transformFlags) apply(c *transform.Config) error {
+	c.Strict = t.strict
+	if t.transforms != "" {
+		specs, err := transform.LoadSpecs(t.transforms)
+		if err != nil {
+			return fmt.Errorf("--transforms: %w", err)
+		}
+		c.Specs = specs
+	}
+	return nil
+}
+
+// combineFlags are the flags of the combine stage.
+type combineFlags struct {
+	out, format  string
+	chunkRecords int
+	maxAge       time.Duration
+}
+
+// add registers the flags; defaultOut is --out's default ("" makes it required).
+func (f *combineFlags) add(fl *pflag.FlagSet, defaultOut string) {
+	fl.StringVar(&f.out, "out", defaultOut, "output folder; each dataset is a sub-folder with chunks and manifest.json")
+	fl.StringVar(&f.format, "format", "parquet", "chunk format: parquet or jsonl")
+	fl.IntVar(&f.chunkRecords, "chunk-records", 10_000, "records per chunk")
+	fl.DurationVar(&f.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
+}
+
+// apply sets the combine configuration the flags describe, from the defaults.
+func (f *combineFlags) apply(c *combine.Config) error {
+	if f.out == "" {
+		return errors.New("--out is required")
+	}
+	format, err := chunk.ParseFormat(f.format)
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	*c = combine.DefaultConfig()
+	c.Out, c.Format, c.ChunkRecords, c.MaxAge = f.out, format, f.chunkRecords, f.maxAge
+	return nil
 }
 
 // addTopologyFlags registers the flags that size streams and stage windows.
