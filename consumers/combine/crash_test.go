@@ -139,18 +139,7 @@ func TestCrashAtEachCommitStep(t *testing.T) {
 			_, err := topology.Ensure(ctx, js, crashTopology())
 			require.NoError(t, err)
 			const sources, rows = 12, 100 // chunks of 500 records: 5 batches each
-			for s := range sources {
-				ids := make([]int64, rows)
-				for i := range ids {
-					ids[i] = int64(s*rows + i)
-				}
-				b := &wire.RecordBatch{SourceID: fmt.Sprint("s", s), Dataset: "ds", Rows: rows, Last: true,
-					Columns: []wire.Column{{Name: "id", Type: wire.TypeInt, Ints: ids}}}
-				data, err := wire.Encode(b)
-				require.NoError(t, err)
-				_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
-				require.NoError(t, err)
-			}
+			publishBatches(t, js, sources, rows)
 			out := t.TempDir()
 			mark := filepath.Join(t.TempDir(), "mark")
 
@@ -178,6 +167,24 @@ func TestCrashAtEachCommitStep(t *testing.T) {
 
 			checkDataset(t, js, out, "ds", sources*rows)
 		})
+	}
+}
+
+// publishBatches publishes one single-batch source of rows records for each
+// of sources sources to dataset "ds"; ids run from 0 to sources*rows-1.
+func publishBatches(t *testing.T, js jetstream.JetStream, sources, rows int) {
+	t.Helper()
+	for s := range sources {
+		ids := make([]int64, rows)
+		for i := range ids {
+			ids[i] = int64(s*rows + i)
+		}
+		b := &wire.RecordBatch{SourceID: fmt.Sprint("s", s), Dataset: "ds", Rows: rows, Last: true,
+			Columns: []wire.Column{{Name: "id", Type: wire.TypeInt, Ints: ids}}}
+		data, err := wire.Encode(b)
+		require.NoError(t, err)
+		_, err = js.Publish(context.Background(), "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
+		require.NoError(t, err)
 	}
 }
 

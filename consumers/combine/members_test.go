@@ -2,7 +2,6 @@ package combine
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
-	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Two combine members in one consumer group, each with its own folder: no
@@ -40,18 +38,7 @@ func TestTwoMembersOneDataset(t *testing.T) {
 		g.Go(func() error { return r.Run(gctx) })
 	}
 	const sources, rows = 60, 50
-	for s := range sources {
-		ids := make([]int64, rows)
-		for i := range ids {
-			ids[i] = int64(s*rows + i)
-		}
-		b := &wire.RecordBatch{SourceID: fmt.Sprint("s", s), Dataset: "ds", Rows: rows, Last: true,
-			Columns: []wire.Column{{Name: "id", Type: wire.TypeInt, Ints: ids}}}
-		data, err := wire.Encode(b)
-		require.NoError(t, err)
-		_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
-		require.NoError(t, err)
-	}
+	publishBatches(t, js, sources, rows)
 	require.Eventually(t, func() bool {
 		info, err := topo.Combine.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
