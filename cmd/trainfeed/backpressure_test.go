@@ -20,10 +20,12 @@ import (
 // With the combine stage stopped and small stream limits, fetch and
 // transform stop at their windows and hold their input (no retry used up,
 // nothing dead-lettered); producers are told "pipeline full, retry later"
-// (HTTP 503 with Retry-After; publish exits 75). Once a combine member
-// runs, everything drains and every record is there exactly once.
+// (HTTP 503 with Retry-After; publish exits 75); memory stays flat while
+// the backlog grows tenfold. Once a combine member runs, everything
+// drains and every record is there exactly once.
 func TestBackpressureToProducers(t *testing.T) {
-	const n, rows = 30, 50
+	const first, backlog, rows = 20, 200, 50
+	const n = first + backlog
 	src := newFlakySource(t, rows, 0, nil)
 	out := t.TempDir()
 	limits := []string{
@@ -32,8 +34,29 @@ func TestBackpressureToProducers(t *testing.T) {
 	}
 	a := startServe(t, append([]string{"--out", out, "--format", "jsonl", "--stages", "fetch,transform", "--retry-after", "7s"}, limits...)...)
 
-	resp, body := a.postSources(t, src.jsonSources(0, n))
+	resp, body := a.postSources(t, src.jsonSources(0, first))
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	nc, err := nats.Connect(a.nats)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	var st *metrics.State
+	held := func() bool {
+		st, err = metrics.ReadState(context.Background(), js)
+		require.NoError(t, err)
+		return streamMsgs(st, topology.StreamRecords) == 3 && streamMsgs(st, topology.StreamFetched) == 3 &&
+			st.Stage("fetch").AckPending == 4 && st.Stage("transform").AckPending == 2
+	}
+	require.Eventually(t, held, 15*time.Second, 50*time.Millisecond, "state: %+v", st)
+	time.Sleep(500 * time.Millisecond)
+	rssHeld := a.rss(t)
+
+	// Ten times the backlog: the stages still hold only their windows.
+	for k := first; k < n; k += 100 {
+		resp, body := a.postSources(t, src.jsonSources(k, min(k+100, n)))
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	}
 	resp, body = a.postSources(t, src.jsonSources(n, n+2))
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 	require.Equal(t, "7", resp.Header.Get("Retry-After"))
@@ -44,20 +67,12 @@ func TestBackpressureToProducers(t *testing.T) {
 	require.Equal(t, exitFull, code, stderr)
 	require.Contains(t, stderr, "pipeline full, retry later")
 
-	// The stages fill their downstream streams and then hold at their windows.
-	nc, err := nats.Connect(a.nats)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	var st *metrics.State
-	require.Eventually(t, func() bool {
-		st, err = metrics.ReadState(context.Background(), js)
-		require.NoError(t, err)
-		return streamMsgs(st, topology.StreamRecords) == 3 && streamMsgs(st, topology.StreamFetched) == 3 &&
-			st.Stage("fetch").AckPending == 4 && st.Stage("transform").AckPending == 2
-	}, 15*time.Second, 50*time.Millisecond, "state: %+v", st)
+	// The stages still hold at their windows, and memory has not grown with the backlog.
 	time.Sleep(2 * time.Second) // long enough for retries, were any made
+	require.True(t, held(), "state: %+v", st)
+	rssBacklog := a.rss(t)
+	t.Logf("RSS holding %d sources: %.1f MiB; holding %d: %.1f MiB", first, float64(rssHeld)/(1<<20), n, float64(rssBacklog)/(1<<20))
+	require.Less(t, rssBacklog, rssHeld+16<<20, "memory grew with the backlog")
 	st, err = metrics.ReadState(context.Background(), js)
 	require.NoError(t, err)
 	for _, s := range st.Stages[:2] {
@@ -77,8 +92,8 @@ func TestBackpressureToProducers(t *testing.T) {
 
 	// A combine member joins on A's NATS: everything drains, nothing is lost.
 	b := startServe(t, append([]string{"--nats", a.nats, "--out", out, "--format", "jsonl", "--stages", "combine",
-		"--max-age", "200ms"}, limits...)...)
-	waitRecords(t, out, "default", n*rows, 20*time.Second)
+		"--max-age", "50ms"}, limits...)...)
+	waitRecords(t, out, "default", n*rows, 60*time.Second)
 	require.Empty(t, dlqEntries(t, a.nats))
 	m = a.get(t, "/metrics")
 	for _, stage := range []string{"fetch", "transform"} {
@@ -96,4 +111,14 @@ func streamMsgs(st *metrics.State, name string) uint64 {
 		}
 	}
 	return 0
+}
+
+// rss returns the serve process's resident memory as its /metrics reports it.
+func (p *serveProc) rss(t *testing.T) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^process_resident_memory_bytes ([0-9.e+]+)$`).FindStringSubmatch(p.get(t, "/metrics"))
+	require.NotNil(t, m, "no process_resident_memory_bytes in /metrics")
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	return v
 }

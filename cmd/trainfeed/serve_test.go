@@ -133,8 +133,8 @@ func requireIdle(t *testing.T, js jetstream.JetStream) {
 	time.Sleep(300 * time.Millisecond) // a combine flush (--max-age) may still be committing
 }
 
-// A source published as JSON by a plain NATS client (what `nats pub` does)
-// becomes records; a malformed one is dead-lettered with its reason and
+// A source published as JSON with the real NATS CLI (`nats pub`) becomes
+// records; a malformed one is dead-lettered with its reason and
 // stops nothing; /metrics has trainfeed series for the three stages;
 // status shows them.
 func TestServeNatsPubMetricsStatus(t *testing.T) {
@@ -143,28 +143,25 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 	out := t.TempDir()
 	p := startServe(t, "--out", out, "--format", "jsonl", "--max-age", "200ms")
 
-	pub := func(subject, payload string) {
-		if natsCLI, err := exec.LookPath("nats"); err == nil {
-			b, err := exec.Command(natsCLI, "--server", p.nats, "pub", subject, payload).CombinedOutput()
-			require.NoError(t, err, string(b))
-			return
-		}
-		// No NATS CLI here: publish as it does, a plain core NATS message.
-		nc, err := nats.Connect(p.nats)
-		require.NoError(t, err)
-		defer nc.Close()
-		require.NoError(t, nc.Publish(subject, []byte(payload)))
-		require.NoError(t, nc.Flush())
+	cli := natsCLI(t)
+	natsRun := func(args ...string) string {
+		b, err := exec.Command(cli, append([]string{"--server", p.nats}, args...)...).CombinedOutput()
+		require.NoError(t, err, string(b))
+		return string(b)
 	}
-	pub("trainfeed.sources.mydata", `{"url": "`+src.url(0)+`"}`)
-	pub("trainfeed.sources.mydata", `{"url": "`+src.url(1)+`", "colour": "red"}`)
-	pub("trainfeed.sources.mydata", `{"url": "`+src.url(2)+`", "id": "two"}`)
+	natsRun("pub", "trainfeed.sources.mydata", `{"url": "`+src.url(0)+`"}`)
+	natsRun("pub", "trainfeed.sources.mydata", `{"url": "`+src.url(1)+`", "colour": "red"}`)
+	for range 2 { // as docs/publishing.md shows: a repeat is a no-op
+		natsRun("pub", "trainfeed.sources.mydata", `{"url": "`+src.url(2)+`", "id": "two"}`, "-H", "Nats-Msg-Id:source/two")
+	}
+	// nats req gets JetStream's acknowledgement.
+	require.Contains(t, natsRun("req", "trainfeed.sources.mydata", `{"url": "`+src.url(4)+`", "id": "four"}`), `"stream":"TRAINFEED_SOURCES"`)
 	require.Eventually(t, func() bool {
 		ids, _ := datasetIDs(t, out, "mydata")
-		return len(ids) == 2*rows
+		return len(ids) == 3*rows
 	}, 15*time.Second, 50*time.Millisecond)
 	ids, _ := datasetIDs(t, out, "mydata")
-	for _, id := range []int64{0, rows - 1, 2 * rows, 3*rows - 1} {
+	for _, id := range []int64{0, rows - 1, 2 * rows, 3*rows - 1, 4 * rows, 5*rows - 1} {
 		require.Equal(t, 1, ids[id], "id %d", id)
 	}
 	var entries []map[string]any
@@ -183,7 +180,7 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 	}
 	require.Eventually(t, func() bool {
 		ids, _ := datasetIDs(t, out, "mydata")
-		return len(ids) == 3*rows
+		return len(ids) == 4*rows
 	}, 15*time.Second, 50*time.Millisecond)
 
 	metricsText := p.get(t, "/metrics")
@@ -195,7 +192,7 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 		require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_ack_window\{stage="%s"\} [1-9]`, stage), metricsText)
 	}
 	require.Regexp(t, `(?m)^trainfeed_stage_messages_dead_lettered_total\{stage="fetch"\} 1$`, metricsText)
-	require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_records_total\{stage="combine"\} %d$`, 3*rows), metricsText)
+	require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_records_total\{stage="combine"\} %d$`, 4*rows), metricsText)
 	require.Regexp(t, `(?m)^trainfeed_dlq_messages\{dataset="mydata",stage="fetch"\} 1$`, metricsText)
 
 	status, stderr, code := tf(t, "status", "--nats", p.nats, "--interval", "200ms")
