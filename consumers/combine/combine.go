@@ -81,16 +81,28 @@ type dataset struct {
 	commit sync.Mutex // serialises commits, so sequence order is file order
 
 	// Guarded by Combiner.mu.
-	committed  map[string]bool     // part keys in committed chunks
-	all        []*wire.Chunk       // every committed entry, records or not, in seq order
-	placed     int                 // leading chunks whose files are known to be in dir
-	syncing    bool                // a sync of dir and manifest.json is under way
-	committing uint64              // the seq this member is creating an entry for, 0 if none
-	held       map[string]*pending // part keys in the filling or committing chunks
-	filling    *pending
-	nextSeq    uint64
-	chunks     []*wire.Chunk
-	schema     []wire.Field
+	committed   map[string]bool     // part keys in committed chunks
+	all         []*wire.Chunk       // every committed entry, records or not, in seq order
+	placed      int                 // leading chunks whose files are known to be in dir
+	syncing     bool                // a sync of dir and manifest.json is under way
+	committing  uint64              // the seq this member is creating an entry for, 0 if none
+	held        map[string]*pending // part keys in the filling or committing chunks
+	filling     *pending
+	nextSeq     uint64
+	chunks      []*wire.Chunk
+	schema      []wire.Field
+	unannounced []*wire.Chunk // this member's commits whose chunk event is not sent yet, in seq order
+
+	// Publishing — manifest.json, then chunk events — is done by one
+	// caller at a time for every commit finished meanwhile (group commit),
+	// so a slow disk costs fewer manifest writes, not a longer queue.
+	pubMu      sync.Mutex
+	pubDone    sync.Cond // broadcast on pubMu when a publisher ends
+	publishing bool
+	published  uint64    // manifest.json lists, and events announce, every commit up to this seq
+	manifest   *Manifest // what manifest.json lists; touched by the publisher only
+	listed     int       // ds.chunks[:listed] are in manifest; touched by the publisher only
+	stale      bool      // manifest holds chunks manifest.json does not; publisher only
 }
 
 // pending is a chunk being filled; its waiters learn the commit's result.
@@ -234,7 +246,7 @@ func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
 	if err := c.clean(ds); err != nil {
 		return err
 	}
-	if err := c.writeManifest(ds); err != nil {
+	if _, err := c.publishOnce(ctx, ds); err != nil {
 		return err
 	}
 	// Announce what the chunk stream has not seen.
@@ -267,6 +279,10 @@ func (c *Combiner) dataset(name string) *dataset {
 	ds := c.sets[name]
 	if ds == nil {
 		ds = &dataset{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, nextSeq: 1}
+		ds.pubDone.L = &ds.pubMu
+		ds.manifest = NewManifest(name)
+		ds.manifest.Format = string(c.cfg.Format)
+		ds.stale = true // written at least once, by repair
 		c.sets[name] = ds
 	}
 	return ds
@@ -309,7 +325,10 @@ func (c *Combiner) syncLocked(ctx context.Context, ds *dataset) {
 		c.cfg.Logger.Error("sync chunk files", "dataset", ds.name, "err", err)
 		return
 	}
-	if err := c.writeManifest(ds); err != nil {
+	c.mu.Lock()
+	upto := listable(ds)
+	c.mu.Unlock()
+	if err := c.publish(ctx, ds, upto); err != nil {
 		c.cfg.Logger.Error("sync manifest", "dataset", ds.name, "err", err)
 	}
 }

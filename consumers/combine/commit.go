@@ -70,6 +70,10 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 			return fmt.Errorf("commit %s: %w", ds.name, err)
 		}
 		if done {
+			if err := c.publish(ctx, ds, ch.Seq); err != nil {
+				// Committed: the records are in the dataset; a restart repairs the rest.
+				c.cfg.Logger.Error("publish commit", "dataset", ds.name, "seq", ch.Seq, "err", err)
+			}
 			return nil
 		}
 		// Another member committed some of these batches first: drop them and
@@ -201,26 +205,104 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 	return true, nil, nil
 }
 
-// finish does what follows the commit point: the ledger learns the entry,
-// every listed chunk file (this one, and those of other members) is put in
-// place, manifest.json is replaced and the chunk is announced. Restarting
-// repeats it for entries a crash interrupted.
+// finish does what follows the commit point under ds.commit: the ledger
+// learns the entry and every listed chunk file (this one, and those of
+// other members) is put in place. publish then lists and announces it.
+// Restarting repeats both for entries a crash interrupted.
 func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
 	c.mu.Lock()
-	c.apply(ds, ch)
+	c.apply(ds, ch) // or the watcher applied it already
+	if n := len(ds.unannounced); n == 0 || ds.unannounced[n-1].Seq < ch.Seq {
+		ds.unannounced = append(ds.unannounced, ch)
+	}
 	c.mu.Unlock()
 	if err := c.placeAll(ctx, ds); err != nil {
 		return err
 	}
 	c.failpoint(stepRenamed)
-	if err := c.writeManifest(ds); err != nil {
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	c.failpoint(stepManifest)
-	c.announce(ctx, ch)
-	c.failpoint(stepAnnounced)
 	c.cfg.Logger.Debug("committed chunk", "dataset", ds.name, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
 	return nil
+}
+
+// listable returns the highest seq up to which every committed chunk of ds
+// with records is in place. Callers hold c.mu.
+func listable(ds *dataset) uint64 {
+	if ds.placed < len(ds.chunks) {
+		return ds.chunks[ds.placed].Seq - 1
+	}
+	if len(ds.all) == 0 {
+		return 0
+	}
+	return ds.all[len(ds.all)-1].Seq
+}
+
+// publish returns once manifest.json lists, and chunk events announce,
+// every commit of ds up to seq. One caller at a time publishes, for all
+// commits finished so far; the others wait for it and are done when it
+// covered them (group commit).
+func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
+	ds.pubMu.Lock()
+	defer ds.pubMu.Unlock()
+	for ds.published < seq {
+		if ds.publishing {
+			ds.pubDone.Wait()
+			continue
+		}
+		ds.publishing = true
+		ds.pubMu.Unlock()
+		upto, err := c.publishOnce(ctx, ds)
+		ds.pubMu.Lock()
+		ds.publishing = false
+		ds.published = max(ds.published, upto)
+		ds.pubDone.Broadcast()
+		if err != nil {
+			return err
+		}
+		if ds.published < seq {
+			return fmt.Errorf("chunk %d is not in place", seq)
+		}
+	}
+	return nil
+}
+
+// publishOnce replaces manifest.json with every chunk in place, then sends
+// the chunk events of this member's commits it covers, and returns the seq
+// it covered. Only publish (or repair, before anything else runs) calls it.
+func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error) {
+	c.mu.Lock()
+	upto := listable(ds)
+	add := ds.chunks[ds.listed:ds.placed]
+	var events []*wire.Chunk
+	for _, ch := range ds.unannounced {
+		if ch.Seq > upto {
+			break
+		}
+		events = append(events, ch)
+	}
+	c.mu.Unlock()
+	for _, ch := range add {
+		ds.manifest.Add(ch)
+	}
+	ds.listed += len(add)
+	if len(add) > 0 || ds.stale {
+		ds.stale = true
+		if err := WriteManifest(c.cfg.Out, ds.manifest); err != nil {
+			return 0, fmt.Errorf("write manifest: %w", err)
+		}
+		ds.stale = false
+	}
+	if len(events) == 0 {
+		return upto, nil
+	}
+	c.failpoint(stepManifest)
+	for _, ch := range events {
+		c.announce(ctx, ch)
+	}
+	c.mu.Lock()
+	ds.unannounced = ds.unannounced[len(events):]
+	c.mu.Unlock()
+	c.failpoint(stepAnnounced)
+	return upto, nil
 }
 
 // placeAll puts the files of every committed chunk of ds in its folder.
@@ -372,20 +454,6 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 		}
 	}
 	c.cfg.Logger.Error("announce chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)
-}
-
-// writeManifest replaces the dataset's manifest.json with its committed
-// chunks. Members sharing a folder each write what their ledger knows; the
-// latest commit's writer lists everything up to it.
-func (c *Combiner) writeManifest(ds *dataset) error {
-	m := NewManifest(ds.name)
-	m.Format = string(c.cfg.Format)
-	c.mu.Lock()
-	for _, ch := range ds.chunks {
-		m.Add(ch)
-	}
-	c.mu.Unlock()
-	return WriteManifest(c.cfg.Out, m)
 }
 
 type countWriter struct {

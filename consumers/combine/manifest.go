@@ -1,6 +1,7 @@
 package combine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,8 +16,8 @@ import (
 const ManifestFile = "manifest.json"
 
 // Manifest is what a trainer reads: the dataset's schema and its committed
-// chunks, in commit order. It is replaced atomically after every commit; a
-// chunk file that is not listed here is not part of the dataset.
+// chunks, in commit order. It is replaced atomically after commits; a chunk
+// file that is not listed here is not part of the dataset.
 type Manifest struct {
 	Dataset   string        `json:"dataset"`
 	Format    string        `json:"format"`
@@ -26,6 +27,10 @@ type Manifest struct {
 	Bytes     int64         `json:"bytes"`
 	Chunks    []*wire.Chunk `json:"chunks"`
 	UpdatedAt time.Time     `json:"updated_at"`
+
+	// encoded holds the JSON of Chunks[:len(encoded)], so that writing a
+	// growing manifest again encodes only the chunks added since.
+	encoded [][]byte
 }
 
 // NewManifest returns an empty manifest of dataset.
@@ -41,7 +46,6 @@ func (m *Manifest) Add(ch *wire.Chunk) {
 	}
 	m.Chunks = append(m.Chunks, ch)
 	m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
-	m.SchemaFP = chunk.Fingerprint(m.Schema)
 	m.Records += ch.Records
 	m.Bytes += ch.Bytes
 	m.Format = ch.Format
@@ -55,10 +59,12 @@ func (m *Manifest) LastSeq() uint64 {
 	return m.Chunks[len(m.Chunks)-1].Seq
 }
 
-// WriteManifest replaces <out>/<dataset>/manifest.json atomically.
+// WriteManifest replaces <out>/<dataset>/manifest.json atomically. Writing
+// the same Manifest again after Add encodes only the chunks added since.
 func WriteManifest(out string, m *Manifest) error {
 	m.UpdatedAt = time.Now().UTC()
-	data, err := json.MarshalIndent(m, "", "  ")
+	m.SchemaFP = chunk.Fingerprint(m.Schema)
+	data, err := m.encode()
 	if err != nil {
 		return err
 	}
@@ -66,7 +72,61 @@ func WriteManifest(out string, m *Manifest) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, ManifestFile), append(data, '\n'))
+	return writeFileAtomic(filepath.Join(dir, ManifestFile), data)
+}
+
+// encode returns the manifest as JSON: a key per line, one line per chunk.
+func (m *Manifest) encode() ([]byte, error) {
+	for _, ch := range m.Chunks[len(m.encoded):] {
+		b, err := json.Marshal(ch)
+		if err != nil {
+			return nil, err
+		}
+		m.encoded = append(m.encoded, b)
+	}
+	size := 512
+	for _, b := range m.encoded {
+		size += len(b) + 6
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	field := func(key string, v any, last bool) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(buf, "  %q: %s", key, b)
+		if !last {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+		return nil
+	}
+	buf.WriteString("{\n")
+	for _, f := range []struct {
+		key string
+		v   any
+	}{{"dataset", m.Dataset}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"records", m.Records}, {"bytes", m.Bytes}} {
+		if err := field(f.key, f.v, false); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteString(`  "chunks": [`)
+	for i, b := range m.encoded {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n    ")
+		buf.Write(b)
+	}
+	if len(m.encoded) > 0 {
+		buf.WriteString("\n  ")
+	}
+	buf.WriteString("],\n")
+	if err := field("updated_at", m.UpdatedAt, true); err != nil {
+		return nil, err
+	}
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
 }
 
 // ReadManifest reads the manifest of dataset from out.
