@@ -89,7 +89,7 @@ event of the chunk holding it (sent after the manifest commit).`,
 			switch workload {
 			case "w1":
 			case "w2":
-				return runW2(cmd, w, f, chunkRecords)
+				return runW2(cmd, w, f, chunkRecords, cpuProfile)
 			case "w3":
 				return runW3(cmd, w, bench.Config{Rows: rows, Latency: latency, Format: f, ChunkRecords: chunkRecords})
 			default:
@@ -127,7 +127,7 @@ event of the chunk holding it (sent after the manifest commit).`,
 	fl.BoolVar(&python, "python", false, "also run the asyncio + aiohttp baseline (needs python3 with aiohttp)")
 	fl.StringVar(&pythonBin, "python-bin", "python3", "Python interpreter for --python (default: python3, else /usr/bin/python3)")
 	fl.StringVar(&pythonScript, "python-script", filepath.Join("bench", "asyncio_baseline.py"), "the Python baseline script")
-	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the trainfeed run at the largest N to this file")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the trainfeed run (w1: at the largest N) to this file")
 	w.register(fl)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -96,7 +97,7 @@ func runChild(cmd *cobra.Command, args ...string) (time.Duration, []byte, int64,
 
 // runW2 times one large source through the raw loop and `trainfeed run`,
 // each in a child process.
-func runW2(cmd *cobra.Command, w benchWorkloadFlags, f chunk.Format, chunkRecords int) error {
+func runW2(cmd *cobra.Command, w benchWorkloadFlags, f chunk.Format, chunkRecords int, cpuProfile string) error {
 	log := cmd.ErrOrStderr()
 	srv, err := bench.StartLargeServer(cmd.Context(), int64(w.size))
 	if err != nil {
@@ -116,7 +117,11 @@ func runW2(cmd *cobra.Command, w benchWorkloadFlags, f chunk.Format, chunkRecord
 		return fmt.Errorf("w2 raw loop: %d records, want %d: %w", raw.Records, srv.Rows, bench.ErrRecords)
 	}
 	fmt.Fprintf(log, "w2 raw loop  %8.3fs  %d records, max RSS %d MB\n", raw.Elapsed.Seconds(), raw.Records, raw.MaxRSS>>20)
-	tf, err := w2Trainfeed(cmd, url, common)
+	tfArgs := common
+	if cpuProfile != "" {
+		tfArgs = append(slices.Clone(common), "--cpuprofile", cpuProfile)
+	}
+	tf, err := w2Trainfeed(cmd, url, tfArgs)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ import (
 func runCmd() *cobra.Command {
 	var (
 		sources, dataset, store, listen string
+		cpuProfile                      string
 		quiet                           bool
 		memLimit                        byteSize = 180 << 20
 		st                              *stageFlags
@@ -64,6 +66,13 @@ recognised and not added twice.`,
 			if err != nil {
 				return err
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			job := &pipeline.Job{Listen: listen, StoreDir: store, Dataset: dataset, Topology: *topo, Stages: stages}
 			var bar *progress.Reporter
 			if !quiet {
@@ -91,6 +100,7 @@ recognised and not added twice.`,
 	fl.StringVar(&store, "store", "", "JetStream store folder of the embedded server (default OUT/.jetstream)")
 	fl.StringVar(&listen, "listen", "", "also accept NATS clients (trainfeed follow, nats) on this host:port while running")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar or lines")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file")
 	fl.Var(&memLimit, "memory-limit", "soft memory limit of the process (GC works harder near it); 0: none; GOMEMLIMIT overrides")
 	st = addStageFlags(fl)
 	topo = addTopologyFlags(fl)
@@ -150,4 +160,21 @@ func addFetchFlags(fl *pflag.FlagSet, c *fetch.Config) {
 	fl.IntVar(&c.MaxPerHost, "per-host", 64, "downloads at once from one host (lower it to be polite to hosts you do not own; see also --rate)")
 	fl.Float64Var(&c.PerHostRate, "rate", 0, "requests per second to one host (0: no limit)")
 	fl.IntVar(&c.MaxInFlight, "in-flight", 256, "downloads at once, over all hosts")
+}
+
+// startCPUProfile starts the CPU profiler writing to path and returns what
+// stops it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -416,10 +417,13 @@ func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.Recor
 	}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(cw, 256<<10)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(cw)
 	if _, err = chunk.Write(bw, c.cfg.Format, ch.Schema, batches); err == nil {
 		err = bw.Flush()
 	}
+	bw.Reset(nil)
+	writerPool.Put(bw)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -455,6 +459,9 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	}
 	c.cfg.Logger.Error("announce chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)
 }
+
+// writerPool holds the write buffers of chunk files.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
 
 type countWriter struct {
 	w io.Writer

@@ -143,18 +143,17 @@ func (h *Handler) getHTTP(ctx context.Context, src wire.Source, host string) (*g
 		}
 		return entry.got(http.StatusNotModified), nil
 	}
-	b, err := h.spoolBody(resp.body)
-	resp.body.Close()
-	release()
+	defer resp.body.Close()
+	// The download slot is given back once the body is read, before a
+	// small body uploads; a large one uploads as it downloads.
+	b, err := h.fetchBody(ctx, resp.body, resp.contentType, func() {
+		resp.body.Close()
+		release()
+	})
 	if err != nil {
 		if runner.IsPermanent(err) {
 			return nil, runner.Permanent(fmt.Errorf("fetch %s: HTTP %d: %w", disp, resp.status, err))
 		}
-		return nil, fmt.Errorf("fetch %s: %w", disp, err)
-	}
-	defer b.spool.Close()
-	b.contentType = resp.contentType
-	if err := h.store(ctx, b); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	if useCache && !resp.noStore {

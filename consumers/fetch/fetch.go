@@ -236,13 +236,8 @@ func (h *Handler) get(ctx context.Context, src wire.Source) (*got, error) {
 			return nil, fmt.Errorf("fetch %s: %w", disp, err)
 		}
 		defer rc.Close()
-		b, err := h.spoolBody(rc)
+		b, err := h.fetchBody(ctx, rc, ct, func() {})
 		if err != nil {
-			return nil, fmt.Errorf("fetch %s: %w", disp, err)
-		}
-		defer b.spool.Close()
-		b.contentType = ct
-		if err := h.store(ctx, b); err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", disp, err)
 		}
 		return b.got(), nil

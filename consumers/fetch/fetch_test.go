@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,6 +66,20 @@ func (e *env) strictHandler(t testing.TB, cfg fetch.Config) *fetch.Handler {
 	require.NoError(t, err)
 	t.Cleanup(h.Close)
 	return h
+}
+
+// noUploadsLeft checks that no streamed upload is left under its
+// temporary name.
+func (e *env) noUploadsLeft(t *testing.T) {
+	t.Helper()
+	infos, err := e.topo.Bodies.List(context.Background())
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return
+	}
+	require.NoError(t, err)
+	for _, info := range infos {
+		require.False(t, strings.HasPrefix(info.Name, "upload/"), "left behind: %s", info.Name)
+	}
 }
 
 // fetched returns the last Fetched published for dataset, or false.
@@ -146,6 +161,16 @@ func misbehaving(t *testing.T, small, big []byte) *httptest.Server {
 		_ = rc.Flush()
 		conn, _, err := rc.Hijack()
 		if err == nil {
+			conn.Close()
+		}
+	})
+	mux.HandleFunc("/truncated-big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(10<<20))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(make([]byte, 3<<20))
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		if conn, _, err := rc.Hijack(); err == nil {
 			conn.Close()
 		}
 	})
@@ -247,6 +272,7 @@ func TestHandleHTTP(t *testing.T) {
 		{name: "429", path: "/status/429", want: transient, wantErr: "429 Too Many Requests"},
 		{name: "408", path: "/status/408", want: transient},
 		{name: "truncated body", path: "/truncated", want: transient, wantErr: "unexpected EOF"},
+		{name: "truncated body larger than spool memory", path: "/truncated-big", want: transient, wantErr: "unexpected EOF"},
 		{
 			name: "Content-Length over max", path: "/huge-length", want: permanent, wantErr: "body larger than 1048576 bytes",
 			cfg: func(c *fetch.Config) { c.MaxBodyBytes = 1 << 20 },
@@ -278,6 +304,7 @@ func TestHandleHTTP(t *testing.T) {
 			tt.want.check(t, err)
 			require.Less(t, time.Since(start), 4*time.Second)
 			f, published := e.fetched(t, dataset)
+			e.noUploadsLeft(t)
 			if tt.want != ok {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.False(t, published, "a failed fetch must publish nothing")
@@ -417,6 +444,7 @@ func TestHandleLocal(t *testing.T) {
 			err := hh.Handle(context.Background(), m)
 			tt.want.check(t, err)
 			f, published := e.fetched(t, dataset)
+			e.noUploadsLeft(t)
 			if tt.want != ok {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.NotContains(t, err.Error(), "top secret", "errors never hold file content")

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -150,15 +151,7 @@ func (c *Column) DecodeMsgpack(dec *msgpack.Decoder) error {
 				}
 			}
 		case "strings":
-			var l int
-			if l, err = arrayLen(dec); err == nil && l > 0 {
-				c.Strings = make([]string, l)
-				for i := range c.Strings {
-					if c.Strings[i], err = dec.DecodeString(); err != nil {
-						break
-					}
-				}
-			}
+			c.Strings, err = decodeStrings(dec)
 		default:
 			err = dec.Skip()
 		}
@@ -167,6 +160,42 @@ func (c *Column) DecodeMsgpack(dec *msgpack.Decoder) error {
 		}
 	}
 	return nil
+}
+
+// stringArena is the size of the blocks decodeStrings copies values into.
+const stringArena = 64 << 10
+
+// decodeStrings reads an array of strings. The values are copied into
+// shared blocks rather than allocated one by one: a record batch holds
+// thousands of short strings, and an allocation each is most of the cost
+// of decoding it and of collecting it afterwards. The blocks are never
+// written again once a string points into them.
+func decodeStrings(dec *msgpack.Decoder) ([]string, error) {
+	l, err := arrayLen(dec)
+	if err != nil || l == 0 {
+		return nil, err
+	}
+	vs := make([]string, l)
+	var block []byte
+	for i := range vs {
+		n, err := dec.DecodeBytesLen()
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 { // nil or empty
+			continue
+		}
+		if n > cap(block)-len(block) {
+			block = make([]byte, 0, max(stringArena, n))
+		}
+		start := len(block)
+		block = block[:start+n]
+		if err := dec.ReadFull(block[start:]); err != nil {
+			return nil, err
+		}
+		vs[i] = unsafe.String(&block[start], n)
+	}
+	return vs, nil
 }
 
 // arrayLen reads an array header; nil counts as empty.

@@ -224,11 +224,33 @@ func Encode(v any) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("encode %T: not a wire type", v)
 	}
-	b, err := msgpack.Marshal(v)
-	if err != nil {
+	// One buffer of about the right size: a growing one would allocate
+	// twice a record batch's size on its way there.
+	size := 256
+	if b, ok := v.(*RecordBatch); ok {
+		size = b.encodedSizeHint()
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	if err := msgpack.NewEncoder(buf).Encode(v); err != nil {
 		return nil, fmt.Errorf("encode %T: %w", v, err)
 	}
-	return b, nil
+	return buf.Bytes(), nil
+}
+
+// encodedSizeHint returns about the size of b's msgpack encoding, at least.
+func (b *RecordBatch) encodedSizeHint() int {
+	n := 256 + len(b.SourceID) + len(b.URL) + len(b.Dataset) + len(b.SchemaFP)
+	for i := range b.Columns {
+		c := &b.Columns[i]
+		n += 32 + len(c.Name) + len(c.Nulls) + len(c.Bools) + 9*(len(c.Ints)+len(c.Floats))
+		for _, s := range c.Strings {
+			n += len(s) + 5
+		}
+	}
+	for _, r := range b.Skipped {
+		n += 32 + len(r.Reason)
+	}
+	return n
 }
 
 // Decode unmarshals msgpack data into v and checks its version.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ func TestRoundTrips(t *testing.T) {
 			{Name: "s", Type: TypeString, Strings: []string{"", "é", "x\x00y"}},
 		}}, &RecordBatch{}},
 		{"empty batch", &RecordBatch{SourceID: "a", Dataset: "ds", Last: true, At: at}, &RecordBatch{}},
+		{"strings across blocks", &RecordBatch{SourceID: "a", Dataset: "ds", Rows: 4, At: at, Columns: []Column{
+			{Name: "s", Type: TypeString, Strings: []string{strings.Repeat("a", 40<<10), strings.Repeat("b", 40<<10), strings.Repeat("c", 200<<10), "d"}},
+		}}, &RecordBatch{}},
 		{"chunk", &Chunk{Dataset: "ds", Seq: 7, File: "f", Records: 10, Schema: []Field{{"i", TypeInt}}, CreatedAt: at,
 			Parts: []PartRef{{SourceID: "a", Part: 0, Last: true, Rows: 10}}}, &Chunk{}},
 		{"dead letter", &DeadLetter{Stage: "fetch", Dataset: "ds", Subject: "s", StreamSeq: 3, Data: []byte{1, 2},
