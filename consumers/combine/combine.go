@@ -52,6 +52,7 @@ type Combiner struct {
 	sets  map[string]*dataset
 	done  bool
 	wg    sync.WaitGroup // flushes started by the timer
+	flush chan struct{}  // Flush's requests to Run
 }
 
 // New returns a combiner writing under cfg.Out, committing to kv (the
@@ -70,6 +71,7 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 		failpoint: func(string) {},
 		encoders:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 		ready:     make(chan struct{}),
+		flush:     make(chan struct{}, 1),
 		sets:      map[string]*dataset{},
 	}, nil
 }
@@ -179,6 +181,14 @@ func (c *Combiner) Run(ctx context.Context) error {
 				c.wg.Go(func() { c.sync(ds) })
 			}
 			c.mu.Unlock()
+		case <-c.flush:
+			c.mu.Lock()
+			for _, ds := range c.sets {
+				if f := c.detach(ds); f != nil {
+					c.wg.Go(f)
+				}
+			}
+			c.mu.Unlock()
 		case now := <-tick.C:
 			c.mu.Lock()
 			for _, ds := range c.sets {
@@ -193,6 +203,28 @@ func (c *Combiner) Run(ctx context.Context) error {
 			c.mu.Unlock()
 		}
 	}
+}
+
+// Flush asks Run to commit every filling chunk now, without waiting for
+// it to fill, grow old or idle: for callers that know no more input is
+// coming for a while. It does not wait for the commits.
+func (c *Combiner) Flush() {
+	select {
+	case c.flush <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// Filling reports whether some dataset has a chunk filling.
+func (c *Combiner) Filling() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ds := range c.sets {
+		if ds.filling != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // load reads every committed entry into the ledger, then repairs each

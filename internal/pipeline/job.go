@@ -120,8 +120,9 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		_ = nc.Drain()
 	}()
 
-	var wg sync.WaitGroup // publishing and progress
+	var wg sync.WaitGroup // publishing, flushing and progress
 	wg.Go(func() { j.publish(waitCtx, pub, entries, tracker) })
+	wg.Go(func() { stages.FlushWhenDrained(waitCtx) })
 
 	if j.Progress != nil {
 		every := j.ProgressEvery

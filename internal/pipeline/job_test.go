@@ -210,3 +210,31 @@ func TestJobReportsFailuresAndKeepsTheRest(t *testing.T) {
 	ids, _ := readDataset(t, out, "ds")
 	require.Len(t, ids, 500)
 }
+
+// A run commits its last chunk as soon as the pipeline has drained, not
+// after combine's idle time or max age (here far longer than the test may
+// take), and the chunks are full-size, not cut early.
+func TestJobFlushesWhenDrained(t *testing.T) {
+	const n, rows = 30, 200
+	srv := csvServer(t, rows)
+	out := t.TempDir()
+	job := newJob(t, out, chunk.JSONL)
+	job.Stages.Combine.Idle = 10 * time.Minute
+	job.Stages.Combine.MaxAge = 10 * time.Minute
+	job.Stages.Combine.ChunkRecords = 4 * rows
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := job.Run(ctx, entries(t, srv.URL, n))
+	require.NoError(t, err)
+	require.Equal(t, n, sum.OK)
+	ids, m := readDataset(t, out, "ds")
+	require.Len(t, ids, n*rows)
+	require.EqualValues(t, n*rows, m.Records)
+	full := 0
+	for _, ch := range m.Chunks {
+		if ch.Records >= 4*rows {
+			full++
+		}
+	}
+	require.GreaterOrEqual(t, full, len(m.Chunks)-2, "chunks cut early: %d of %d full", full, len(m.Chunks))
+}
