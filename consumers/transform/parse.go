@@ -26,7 +26,7 @@ const (
 )
 
 const (
-	defaultMaxBatchBytes = 256 << 10
+	defaultMaxBatchBytes = 512 << 10
 	defaultMaxBatchRows  = 5000
 	// maxLineBytes bounds one input line (JSON lines), one record (CSV) or
 	// one array element (JSON), so that a body without newlines can not
@@ -53,7 +53,7 @@ type ParseOptions struct {
 	Format string
 	// MaxBatchBytes bounds the raw bytes of the values in a batch
 	// (approximately: a batch is cut after the record that reaches it);
-	// 0 or less means 256 KiB.
+	// 0 or less means 512 KiB.
 	MaxBatchBytes int
 	// MaxBatchRows bounds the rows of a batch; 0 or less means 5000.
 	MaxBatchRows int

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -135,7 +136,11 @@ func (s *Stages) Run(ctx context.Context) error {
 		})
 	}
 	if s.combiner != nil {
-		g.Go(func() error { return s.combiner.Run(ctx) })
+		g.Go(func() (err error) {
+			// Its flushes run here: they are combine's work too in a profile.
+			pprof.Do(ctx, pprof.Labels("stage", topology.ConsumerCombine), func(ctx context.Context) { err = s.combiner.Run(ctx) })
+			return err
+		})
 	}
 	err := g.Wait()
 	if s.fetcher != nil {

@@ -313,12 +313,24 @@ func (t *Tracker) Fail(id, stage, reason string) {
 	}
 }
 
-// Progress returns how many sources are done and how many records they hold.
+// Progress returns how many sources are done and how many records are
+// committed: those of the sources done, and those committed so far in this
+// run of sources still going (a large source shows its progress).
 func (t *Tracker) Progress() (done, total int, records int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, p := range t.sources {
-		records += p.Records
+		if p.Done {
+			records += p.Records
+			continue
+		}
+		id := p.ID
+		if p.recordsAs != "" {
+			id = p.recordsAs
+		}
+		if ps := t.ids[id]; ps != nil && ps.fresh {
+			records += ps.rows
+		}
 	}
 	return len(t.sources) - t.left, len(t.sources), records
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,11 +207,16 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	work := make(chan jetstream.Msg)
 	var workers sync.WaitGroup
+	// Workers carry the stage as a profiler label, so a CPU profile splits
+	// by stage: go tool pprof -tagfocus stage=transform …
+	labels := pprof.Labels("stage", r.cfg.Stage)
 	for range r.cfg.Workers {
 		workers.Go(func() {
-			for m := range work {
-				r.handle(ctx, hctx, m)
-			}
+			pprof.Do(hctx, labels, func(context.Context) {
+				for m := range work {
+					r.handle(ctx, hctx, m)
+				}
+			})
 		})
 	}
 
