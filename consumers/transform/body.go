@@ -27,8 +27,13 @@ const bodyPull = 8
 const directChunks = 8
 
 // orderedInactive is how soon the server removes a body's ordered consumer
-// once its reader is done (nats.go's default is 5 minutes).
-const orderedInactive = 5 * time.Second
+// that nobody reads (nats.go's default is 5 minutes): its reader crashed.
+// A reader that is done deletes it at once. It is long enough for a reader
+// to pause between chunks — parsing is slower than reading, and the
+// consumer has no pull request while the reader works through what it has
+// — without the server removing the consumer under it (which costs a 10 s
+// stall until the ordered consumer notices and recreates it).
+const orderedInactive = time.Minute
 
 // bodyIdle bounds the wait for the next chunk of a body.
 const bodyIdle = 30 * time.Second
@@ -72,7 +77,12 @@ func (h *Handler) openBody(ctx context.Context, name string) (io.ReadCloser, err
 	if err != nil {
 		return nil, fmt.Errorf("body %s: %w", name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(bodyPull))
+	// Short pulls with frequent heartbeats: when a pull goes unanswered
+	// (seen now and then on a busy machine), the ordered consumer notices
+	// after two missed heartbeats and starts again where it was, in about a
+	// second instead of the default ten.
+	it, err := cons.Messages(jetstream.PullMaxMessages(bodyPull),
+		jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("body %s: %w", name, err)
 	}
@@ -83,7 +93,20 @@ func (h *Handler) openBody(ctx context.Context, name string) (io.ReadCloser, err
 		}
 		return m.Data(), nil
 	}
-	r.stop = it.Stop
+	r.stop = func() {
+		it.Stop()
+		// The server would keep the consumer for orderedInactive; with many
+		// large bodies that runs into its limit of consumers per stream.
+		info := cons.CachedInfo()
+		if info == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := h.js.DeleteConsumer(ctx, stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			h.cfg.Logger.Debug("delete body consumer", "stream", stream, "err", err)
+		}
+	}
 	return r, nil
 }
 

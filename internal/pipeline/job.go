@@ -48,7 +48,15 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		return Summary{}, err
 	}
 	defer srv.Close()
-	nc, err := srv.Connect()
+	nc, err := srv.Connect(nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		j.Logger.Warn("nats", "subject", subject, "err", err)
+	}), nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		j.Logger.Warn("nats disconnected", "err", err)
+	}), nats.ReconnectHandler(func(*nats.Conn) { j.Logger.Warn("nats reconnected") }))
 	if err != nil {
 		return Summary{}, err
 	}

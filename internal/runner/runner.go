@@ -167,15 +167,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	// buffer age against AckWait before a worker sees them.
 	pull := max(1, min(r.cfg.Workers, r.window))
 	open := func() (jetstream.MessagesContext, error) {
-		// A pull request the cluster lost (its server died before a new
-		// consumer leader could answer it with 409 Leadership Change) is
-		// noticed by missing heartbeats: pull requests of 10s with 5s
-		// heartbeats bound that stall to 10s (nats.go's default is 30s).
+		// A pull request that goes unanswered — the cluster lost it (its
+		// server died before a new consumer leader could answer it with 409
+		// Leadership Change), or, now and then on a busy machine, for no
+		// reason we could find (nats.go issues 1621, 1622) — is noticed by
+		// missing heartbeats: pull requests of 5s with 1s heartbeats bound
+		// that stall to about 2s (nats.go's default is 30s).
 		var size jetstream.PullMessagesOpt = jetstream.PullMaxMessages(pull)
 		if r.cfg.PullMaxBytes > 0 {
 			size = jetstream.PullMaxMessagesWithBytesLimit(pull, r.cfg.PullMaxBytes)
 		}
-		return r.cons.Messages(size, jetstream.PullExpiry(pullExpiry),
+		return r.cons.Messages(size, jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat),
 			jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	}
 	it, err := open()
@@ -278,8 +280,9 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // Pull timing: see Run.
 const (
-	pullExpiry  = 10 * time.Second
-	repullDelay = time.Second
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+	repullDelay   = time.Second
 )
 
 // sleepCtx waits d, or until ctx ends; it reports whether d passed.
