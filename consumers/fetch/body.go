@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -135,7 +137,7 @@ func (h *Handler) rename(ctx context.Context, tmp string, b *body) error {
 		meta.Headers = map[string][]string{"Content-Type": {b.contentType}}
 	}
 	for attempt := 0; ; attempt++ {
-		info, err := h.stored(ctx, name)
+		info, _, err := h.stored(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -215,31 +217,32 @@ func (h *Handler) bodiesTTL(ctx context.Context) (time.Duration, error) {
 
 // stored returns the info of the stored object name when it exists and has
 // at least half the store's TTL to live, so that whatever is published now
-// is read long before it expires; nil otherwise.
-func (h *Handler) stored(ctx context.Context, name string) (*jetstream.ObjectInfo, error) {
-	info, err := h.bodies.GetInfo(ctx, name)
+// is read long before it expires; nil otherwise. exists reports whether it
+// exists at all.
+func (h *Handler) stored(ctx context.Context, name string) (info *jetstream.ObjectInfo, exists bool, err error) {
+	info, err = h.bodies.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up %s: %w", name, err)
+		return nil, false, fmt.Errorf("look up %s: %w", name, err)
 	}
 	ttl, err := h.bodiesTTL(ctx)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	if ttl > 0 && time.Since(info.ModTime) >= ttl/2 {
-		return nil, nil
+		return nil, true, nil
 	}
-	return info, nil
+	return info, true, nil
 }
 
-// store uploads b, held in sp, unless an object of its name, which holds the same bytes
-// since names are digests, is stored with at least half the store's TTL to
-// live; an older one is uploaded again, which renews it.
+// store uploads b, held in sp, unless an object of its name, which holds
+// the same bytes since names are digests, is stored with at least half the
+// store's TTL to live; an older one is uploaded again, which renews it.
 func (h *Handler) store(ctx context.Context, b *body, sp *spool) error {
 	name := b.name()
-	info, err := h.stored(ctx, name)
+	info, exists, err := h.stored(ctx, name)
 	if err != nil || info != nil {
 		return err
 	}
@@ -251,18 +254,112 @@ func (h *Handler) store(ctx context.Context, b *body, sp *spool) error {
 	if err != nil {
 		return err
 	}
-	put, err := h.bodies.Put(ctx, meta, r)
+	if !exists {
+		return h.putNew(ctx, meta, b, r)
+	}
+	put, err := h.bodies.Put(ctx, meta, r) // replaces the old copy's chunks
 	if err != nil {
 		return fmt.Errorf("store %s: %w", name, err)
 	}
 	// The object store hashes what it read; a difference means the spool
 	// did not give back what it was given.
-	sum, _ := hex.DecodeString(b.sha256)
-	want := "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
-	if put.Size != uint64(b.size) || put.Digest != want {
+	if put.Size != uint64(b.size) || put.Digest != digestValue(b.sha256) {
 		_ = h.bodies.Delete(ctx, name)
 		return fmt.Errorf("store %s: stored %d bytes with digest %s, want %d bytes with %s",
-			name, put.Size, put.Digest, b.size, want)
+			name, put.Size, put.Digest, b.size, digestValue(b.sha256))
 	}
 	return nil
+}
+
+// digestValue is the object store's form of a hex SHA-256 digest.
+func digestValue(hexSum string) string {
+	sum, _ := hex.DecodeString(hexSum)
+	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
+}
+
+// objectChunk is the size of the chunks putNew cuts, ObjectStore.Put's default.
+const objectChunk = 128 << 10
+
+// putNew stores a body of an object name not in the store, read from r, as
+// ObjectStore.Put would — its chunks on a fresh subject, then its info on
+// the name's subject — but with the digest computed while downloading, and
+// the handler's JetStream context: Put hashes every body a second time and
+// sets up a JetStream context (a reply subscription) of its own for each.
+// Nothing is left behind when it fails.
+func (h *Handler) putNew(ctx context.Context, meta jetstream.ObjectMeta, b *body, r io.Reader) error {
+	bucket, stream, err := h.bodiesStream(ctx)
+	if err != nil {
+		return err
+	}
+	id := nuid.Next()
+	chunkSubject := "$O." + bucket + ".C." + id
+	fail := func(err error) error {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = stream.Purge(pctx, jetstream.WithPurgeSubject(chunkSubject))
+		return fmt.Errorf("store %s: %w", meta.Name, err)
+	}
+	var acks []jetstream.PubAckFuture
+	var size int64
+	for {
+		chunk := make([]byte, objectChunk)
+		n, rerr := io.ReadFull(r, chunk)
+		if n > 0 {
+			ack, err := h.js.PublishMsgAsync(&nats.Msg{Subject: chunkSubject, Data: chunk[:n]})
+			if err != nil {
+				return fail(err)
+			}
+			acks = append(acks, ack)
+			size += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fail(rerr)
+		}
+	}
+	if size != b.size {
+		return fail(fmt.Errorf("spool gave back %d bytes of %d", size, b.size))
+	}
+	for _, ack := range acks {
+		select {
+		case <-ack.Ok():
+		case err := <-ack.Err():
+			return fail(err)
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
+	}
+	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: objectChunk}
+	info := jetstream.ObjectInfo{ObjectMeta: meta, Bucket: bucket, NUID: id, Size: uint64(size), Chunks: uint32(len(acks)), Digest: digestValue(b.sha256)}
+	data, err := json.Marshal(&info)
+	if err != nil {
+		return fail(err)
+	}
+	m := &nats.Msg{Subject: "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name)), Data: data, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	if _, err := h.js.PublishMsg(ctx, m); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// bodiesStream returns the bodies store's bucket name and stream, asking
+// the server once.
+func (h *Handler) bodiesStream(ctx context.Context) (string, jetstream.Stream, error) {
+	h.ttlMu.Lock()
+	defer h.ttlMu.Unlock()
+	if h.bodyStream == nil {
+		st, err := h.bodies.Status(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("bodies store status: %w", err)
+		}
+		s, err := h.js.Stream(ctx, "OBJ_"+st.Bucket())
+		if err != nil {
+			return "", nil, fmt.Errorf("bodies store stream: %w", err)
+		}
+		h.bucket, h.bodyStream = st.Bucket(), s
+	}
+	return h.bucket, h.bodyStream, nil
 }

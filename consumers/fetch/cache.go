@@ -80,7 +80,7 @@ func (h *Handler) lookup(ctx context.Context, key string) (*cacheEntry, error) {
 	if json.Unmarshal(kve.Value(), &e) != nil || e.Object != objectPrefix+e.SHA256 {
 		return nil, nil // written by something else; a fresh fetch replaces it
 	}
-	info, err := h.stored(ctx, e.Object)
+	info, _, err := h.stored(ctx, e.Object)
 	if err != nil || info == nil || int64(info.Size) != e.Size {
 		return nil, err
 	}

@@ -62,6 +62,9 @@ type Handler struct {
 	ttlMu sync.Mutex
 	ttl   time.Duration // the bodies store's TTL, once known
 	ttlOK bool
+	// The bodies store's bucket name and stream, once known (under ttlMu).
+	bucket     string
+	bodyStream jetstream.Stream
 }
 
 var _ runner.Handler = (*Handler)(nil)
