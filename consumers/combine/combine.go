@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -41,7 +42,10 @@ type Combiner struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	chunks jetstream.ObjectStore // nil: chunks are not uploaded
-	cfg    Config
+
+	objectsMu sync.Mutex
+	objects   *objects.Store // chunks, for PutNew; opened on first use
+	cfg       Config
 	// failpoint is called after each commit step; tests use it to crash there.
 	failpoint func(step string)
 	// encoders bounds the chunks encoded at once (CPU and encoder memory).

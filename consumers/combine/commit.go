@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -131,10 +132,40 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 	}
 	defer f.Close()
 	ch.Object = objectName(ds.name, ch.SHA256+c.cfg.Format.Ext())
-	if _, err := c.chunks.Put(ctx, jetstream.ObjectMeta{Name: ch.Object}, f); err != nil {
+	meta := jetstream.ObjectMeta{Name: ch.Object}
+	// Names are digests: a new name is written with the digest already
+	// computed (package objects); an old one (a commit tried again) with Put,
+	// which replaces its chunks.
+	_, err = c.chunks.GetInfo(ctx, ch.Object)
+	switch {
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		var st *objects.Store
+		if st, err = c.objectStore(ctx); err == nil {
+			err = st.PutNew(ctx, meta, f, ch.Bytes, ch.SHA256)
+		}
+	case err == nil:
+		_, err = c.chunks.Put(ctx, meta, f)
+	}
+	if err != nil {
 		return fmt.Errorf("upload chunk: %w", err)
 	}
 	return nil
+}
+
+// objectStore returns the chunks store for PutNew, opened once.
+func (c *Combiner) objectStore(ctx context.Context) (*objects.Store, error) {
+	c.objectsMu.Lock()
+	defer c.objectsMu.Unlock()
+	if c.objects == nil {
+		st, err := c.chunks.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("chunks store status: %w", err)
+		}
+		if c.objects, err = objects.Open(ctx, c.js, st.Bucket()); err != nil {
+			return nil, err
+		}
+	}
+	return c.objects, nil
 }
 
 // publishEntry creates the chunk's manifest entry at the dataset's next free

@@ -4,19 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/runner"
 )
 
@@ -273,93 +271,32 @@ func (h *Handler) store(ctx context.Context, b *body, sp *spool) error {
 
 // digestValue is the object store's form of a hex SHA-256 digest.
 func digestValue(hexSum string) string {
-	sum, _ := hex.DecodeString(hexSum)
-	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum)
+	d, _ := objects.Digest(hexSum)
+	return d
 }
 
-// objectChunk is the size of the chunks putNew cuts, ObjectStore.Put's default.
-const objectChunk = 128 << 10
-
-// putNew stores a body of an object name not in the store, read from r, as
-// ObjectStore.Put would — its chunks on a fresh subject, then its info on
-// the name's subject — but with the digest computed while downloading, and
-// the handler's JetStream context: Put hashes every body a second time and
-// sets up a JetStream context (a reply subscription) of its own for each.
-// Nothing is left behind when it fails.
+// putNew stores a body whose name is not in the store, with the digest
+// computed while downloading (see package objects).
 func (h *Handler) putNew(ctx context.Context, meta jetstream.ObjectMeta, b *body, r io.Reader) error {
-	bucket, stream, err := h.bodiesStream(ctx)
+	st, err := h.objectStore(ctx)
 	if err != nil {
 		return err
 	}
-	id := nuid.Next()
-	chunkSubject := "$O." + bucket + ".C." + id
-	fail := func(err error) error {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = stream.Purge(pctx, jetstream.WithPurgeSubject(chunkSubject))
-		return fmt.Errorf("store %s: %w", meta.Name, err)
-	}
-	var acks []jetstream.PubAckFuture
-	var size int64
-	for {
-		chunk := make([]byte, objectChunk)
-		n, rerr := io.ReadFull(r, chunk)
-		if n > 0 {
-			ack, err := h.js.PublishMsgAsync(&nats.Msg{Subject: chunkSubject, Data: chunk[:n]})
-			if err != nil {
-				return fail(err)
-			}
-			acks = append(acks, ack)
-			size += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return fail(rerr)
-		}
-	}
-	if size != b.size {
-		return fail(fmt.Errorf("spool gave back %d bytes of %d", size, b.size))
-	}
-	for _, ack := range acks {
-		select {
-		case <-ack.Ok():
-		case err := <-ack.Err():
-			return fail(err)
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		}
-	}
-	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: objectChunk}
-	info := jetstream.ObjectInfo{ObjectMeta: meta, Bucket: bucket, NUID: id, Size: uint64(size), Chunks: uint32(len(acks)), Digest: digestValue(b.sha256)}
-	data, err := json.Marshal(&info)
-	if err != nil {
-		return fail(err)
-	}
-	m := &nats.Msg{Subject: "$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name)), Data: data, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
-	if _, err := h.js.PublishMsg(ctx, m); err != nil {
-		return fail(err)
-	}
-	return nil
+	return st.PutNew(ctx, meta, r, b.size, b.sha256)
 }
 
-// bodiesStream returns the bodies store's bucket name and stream, asking
-// the server once.
-func (h *Handler) bodiesStream(ctx context.Context) (string, jetstream.Stream, error) {
+// objectStore returns the bodies store for PutNew, opened once.
+func (h *Handler) objectStore(ctx context.Context) (*objects.Store, error) {
 	h.ttlMu.Lock()
 	defer h.ttlMu.Unlock()
-	if h.bodyStream == nil {
+	if h.objects == nil {
 		st, err := h.bodies.Status(ctx)
 		if err != nil {
-			return "", nil, fmt.Errorf("bodies store status: %w", err)
+			return nil, fmt.Errorf("bodies store status: %w", err)
 		}
-		s, err := h.js.Stream(ctx, "OBJ_"+st.Bucket())
-		if err != nil {
-			return "", nil, fmt.Errorf("bodies store stream: %w", err)
+		if h.objects, err = objects.Open(ctx, h.js, st.Bucket()); err != nil {
+			return nil, err
 		}
-		h.bucket, h.bodyStream = st.Bucket(), s
 	}
-	return h.bucket, h.bodyStream, nil
+	return h.objects, nil
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -59,12 +60,10 @@ type Handler struct {
 	limits   *limits
 	budget   *budget
 
-	ttlMu sync.Mutex
-	ttl   time.Duration // the bodies store's TTL, once known
-	ttlOK bool
-	// The bodies store's bucket name and stream, once known (under ttlMu).
-	bucket     string
-	bodyStream jetstream.Stream
+	ttlMu   sync.Mutex
+	ttl     time.Duration // the bodies store's TTL, once known
+	ttlOK   bool
+	objects *objects.Store // the bodies store for PutNew, once opened (under ttlMu)
 }
 
 var _ runner.Handler = (*Handler)(nil)
