@@ -105,10 +105,12 @@ type dataset struct {
 	pubMu      sync.Mutex
 	pubDone    sync.Cond // broadcast on pubMu when a publisher ends
 	publishing bool
-	published  uint64    // manifest.json lists, and events announce, every commit up to this seq
-	manifest   *Manifest // what manifest.json lists; touched by the publisher only
-	listed     int       // ds.chunks[:listed] are in manifest; touched by the publisher only
-	stale      bool      // manifest holds chunks manifest.json does not; publisher only
+	published  uint64        // manifest.json lists, and events announce, every commit up to this seq
+	manifest   *Manifest     // what manifest.json lists; touched by the publisher only
+	listed     int           // ds.chunks[:listed] are in manifest; touched by the publisher only
+	stale      bool          // manifest holds chunks manifest.json does not; publisher only
+	writtenAt  time.Time     // when manifest.json was last written; publisher only
+	wrote      time.Duration // how long that write took; publisher only
 }
 
 // pending is a chunk being filled; its waiters learn the commit's result.

@@ -256,6 +256,10 @@ func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) erro
 	return nil
 }
 
+// maxManifestWait bounds how long a commit's publishing waits for the
+// previous manifest write to be spaced out.
+const maxManifestWait = 100 * time.Millisecond
+
 // listable returns the highest seq up to which every committed chunk of ds
 // with records is in place. Callers hold c.mu.
 func listable(ds *dataset) uint64 {
@@ -301,6 +305,12 @@ func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 // the chunk events of this member's commits it covers, and returns the seq
 // it covered. Only publish (or repair, before anything else runs) calls it.
 func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error) {
+	// A manifest takes longer to write as the dataset grows: space the
+	// writes at least four times that apart, so that one write lists the
+	// commits finished meanwhile instead of each paying for its own.
+	if wait := min(4*ds.wrote, maxManifestWait) - time.Since(ds.writtenAt); wait > 0 {
+		time.Sleep(wait)
+	}
 	c.mu.Lock()
 	upto := listable(ds)
 	add := ds.chunks[ds.listed:ds.placed]
@@ -318,10 +328,12 @@ func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error)
 	ds.listed += len(add)
 	if len(add) > 0 || ds.stale {
 		ds.stale = true
+		start := time.Now()
 		if err := WriteManifest(c.cfg.Out, ds.manifest); err != nil {
 			return 0, fmt.Errorf("write manifest: %w", err)
 		}
 		ds.stale = false
+		ds.writtenAt, ds.wrote = time.Now(), time.Since(start)
 	}
 	if len(events) == 0 {
 		return upto, nil
