@@ -162,7 +162,6 @@ type stageCmd struct {
 	conn     *natsconn.Options
 	topo     *topology.Config
 	replicas int
-	ackWait  time.Duration
 	ensureTp bool
 }
 
@@ -171,8 +170,6 @@ func (s *stageCmd) addFlags(fl *pflag.FlagSet) {
 	s.conn = natsFlags(fl)
 	s.topo = addTopologyFlags(fl)
 	fl.IntVar(&s.replicas, "replicas", 0, "replicas of every stream and bucket (0: 3 on a cluster of 3 or more servers, else 1); never lowers existing ones")
-	fl.DurationVar(&s.ackWait, "ack-wait", topology.DefaultConfig().Fetch.AckWait,
-		"how long a member may hold a message without a sign of life before it goes to another member (every stage)")
 	if s.stage != "" {
 		fl.BoolVar(&s.ensureTp, "ensure-topology", true, "create or update streams, consumers and buckets at start; false: only look them up, waiting until they exist (the topology flags are then ignored)")
 	}
@@ -260,9 +257,6 @@ func (s *stageCmd) ensure(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	cfg.Replicas = s.replicas
 	if cfg.Replicas == 0 {
 		cfg.Replicas = topology.ReplicasFor(ctx, nc)
-	}
-	for _, w := range []*topology.Window{&cfg.Fetch, &cfg.Transform, &cfg.Combine} {
-		w.AckWait = s.ackWait
 	}
 	deadline := time.Now().Add(placementWait)
 	for {

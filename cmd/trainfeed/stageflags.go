@@ -128,8 +128,32 @@ func addTopologyFlags(fl *pflag.FlagSet) *topology.Config {
 	fl.IntVar(&c.Fetch.MaxAckPending, "fetch-window", c.Fetch.MaxAckPending, "sources the fetch stage's members may hold at once (ack window)")
 	fl.IntVar(&c.Transform.MaxAckPending, "transform-window", c.Transform.MaxAckPending, "bodies the transform stage's members may hold at once (ack window)")
 	fl.IntVar(&c.Combine.MaxAckPending, "combine-window", c.Combine.MaxAckPending, "record batches the combine stage's members may hold at once (ack window)")
+	fl.Var(ackWaitFlag{&c}, "ack-wait", "how long a member may hold a message without a sign of life before it goes to another member (every stage)")
 	return &c
 }
+
+// ackWaitFlag sets the AckWait of every stage's consumer. It is a topology
+// flag: every command that ensures the topology must set the same, or each
+// start would undo the last one's.
+type ackWaitFlag struct{ c *topology.Config }
+
+func (f ackWaitFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration, e.g. 30s or 2m", s)
+	}
+	f.c.Fetch.AckWait, f.c.Transform.AckWait, f.c.Combine.AckWait = d, d, d
+	return nil
+}
+
+func (f ackWaitFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.Fetch.AckWait.String()
+}
+
+func (ackWaitFlag) Type() string { return "duration" }
 
 // byteSize is an int64 flag that takes sizes such as 512MiB, 1GB or 1048576.
 type byteSize int64
