@@ -27,6 +27,16 @@ import (
 // even while the stage shuts down, so that held messages can be acked.
 const commitTimeout = 30 * time.Second
 
+// requestTimeout bounds each JetStream request of a commit: a reply lost
+// with a server that died is retried (or the commit given up and its
+// batches redelivered) after this long, not after the whole commit's time.
+const requestTimeout = 10 * time.Second
+
+// request returns ctx bounded by requestTimeout.
+func request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
 // Commit steps, in order. A crash after any of them loses nothing and
 // duplicates nothing: see the package documentation.
 const (
@@ -136,7 +146,9 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 	// Names are digests: a new name is written with the digest already
 	// computed (package objects); an old one (a commit tried again) with Put,
 	// which replaces its chunks.
-	_, err = c.chunks.GetInfo(ctx, ch.Object)
+	rctx, cancel := request(ctx)
+	_, err = c.chunks.GetInfo(rctx, ch.Object)
+	cancel()
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		var st *objects.Store
@@ -212,7 +224,9 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 		c.mu.Lock()
 		ds.committing = seq // our own entry needs no sync when the watcher sees it
 		c.mu.Unlock()
-		_, err = c.kv.Create(ctx, key, data)
+		rctx, cancel := request(ctx)
+		_, err = c.kv.Create(rctx, key, data)
+		cancel()
 		if err == nil || (!errors.Is(err, jetstream.ErrKeyExists) && c.isEntry(key, ch)) {
 			break
 		}
@@ -430,7 +444,9 @@ func DownloadChunk(ctx context.Context, store jetstream.ObjectStore, ch *wire.Ch
 
 // readEntry reads and decodes the manifest entry under key.
 func (c *Combiner) readEntry(ctx context.Context, key string) (*wire.Chunk, error) {
-	e, err := c.kv.Get(ctx, key)
+	rctx, cancel := request(ctx)
+	defer cancel()
+	e, err := c.kv.Get(rctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest entry %s: %w", key, err)
 	}
@@ -494,7 +510,10 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	if err == nil {
 		id := fmt.Sprintf("chunk/%s/%d", ch.Dataset, ch.Seq)
 		for attempt := range 5 {
-			if _, err = c.js.Publish(ctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id)); err == nil {
+			rctx, cancel := request(ctx)
+			_, err = c.js.Publish(rctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id))
+			cancel()
+			if err == nil {
 				return
 			}
 			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)

@@ -159,7 +159,12 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 		return err
 	}
 	disp := display(src.URL)
-	id, err := h.canonical(ctx, src, got.sha256)
+	// Each step from here on is a request or two: bound each by
+	// requestTimeout, not by what is left of the whole fetch's Timeout, so
+	// a reply lost with a dying server is retried soon.
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	id, err := h.canonical(rctx, src, got.sha256)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
@@ -176,14 +181,22 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	subject := topology.Subject(topology.SubjectFetched, src.Dataset)
-	if _, err := h.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id))); err != nil {
+	rctx, cancel = context.WithTimeout(ctx, requestTimeout)
+	_, err = h.js.Publish(rctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id)))
+	cancel()
+	if err != nil {
 		return fmt.Errorf("fetch %s: publish to %s: %w", disp, subject, err)
 	}
-	if err := h.recordOutcome(ctx, src, f, attempt); err != nil {
+	rctx, cancel = context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if err := h.recordOutcome(rctx, src, f, attempt); err != nil {
 		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	return nil
 }
+
+// requestTimeout bounds each step of a fetch after its body is stored.
+const requestTimeout = 10 * time.Second
 
 // msgID is the Nats-Msg-Id of the Fetched of source id in dataset:
 // "fetched/<dataset>/<id>". Source ids need only be unique within a dataset.
