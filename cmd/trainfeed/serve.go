@@ -72,7 +72,7 @@ HTTP (--http, default 127.0.0.1:8080):
 	fl.StringVar(&listen, "listen", "", "without --nats: also accept NATS clients (stage processes, trainfeed publish, nats) on this host:port")
 	fl.StringVar(&httpAddr, "http", "127.0.0.1:8080", "HTTP API and /metrics address (host:port; empty: no HTTP server)")
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources POSTed without one")
-	fl.StringSliceVar(&stages, "stages", nil, "stages to run here: fetch, transform, combine (default all three)")
+	fl.StringSliceVar(&stages, "stages", nil, "stages to run here: fetch, transform, combine (default all three); none: only the HTTP API")
 	fl.DurationVar(&retryAfter, "retry-after", 5*time.Second, "Retry-After given to producers while the pipeline is full")
 	fl.IntVar(&replicas, "replicas", 0, "with --nats: replicas of every stream and bucket (0: 3 on a cluster of 3 or more servers, else 1); never lowers existing ones")
 	stage = addStageFlags(fl)

@@ -255,3 +255,23 @@ func TestServePostSourcesBadInput(t *testing.T) {
 	<-p.done
 	require.Equal(t, 0, p.cmd.ProcessState.ExitCode())
 }
+
+// serve --stages none is an HTTP front door only: sources posted to it are
+// done by the stages of other processes, and it holds no work itself.
+func TestServeStagesNone(t *testing.T) {
+	const n, rows = 5, 20
+	src := newFlakySource(t, rows, 0, nil)
+	out := t.TempDir()
+	workers := startServe(t, "--out", out, "--format", "jsonl", "--max-age", "200ms")
+	api := startServe(t, "--nats", workers.nats, "--out", t.TempDir(), "--stages", "none")
+	require.Contains(t, api.stderr.String(), "stages []")
+	resp, body := api.postSources(t, src.jsonSources(0, n))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	waitRecords(t, out, "default", n*rows, 20*time.Second)
+	require.NotRegexp(t, `(?m)^trainfeed_stage_messages_received_total`, api.get(t, "/metrics"))
+	_, stderr, code := tf(t, "serve", "--stages", "none,fetch", "--out", t.TempDir())
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `"none" runs no stage and goes alone`)
+	api.stop(t, 15*time.Second)
+	workers.stop(t, 15*time.Second)
+}

@@ -27,7 +27,8 @@ type Config struct {
 	// FetchWorkers, TransformWorkers: handler goroutines per stage. Defaults:
 	// the fetch window (I/O bound) and GOMAXPROCS (CPU bound).
 	FetchWorkers, TransformWorkers int
-	// Stages to run: any of "fetch", "transform", "combine". Empty: all three.
+	// Stages to run: any of "fetch", "transform", "combine". Empty: all
+	// three. "none" alone: no stage (serve as an HTTP API only).
 	Stages []string
 	Logger *slog.Logger
 	// Observe, if set, is called once per message a stage handled (metrics,
@@ -52,8 +53,14 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 	for _, s := range cfg.Stages {
 		want[s] = true
 	}
-	all := len(want) == 0
 	s := &Stages{topo: t, runners: map[string]*runner.Runner{}}
+	if want[StagesNone] {
+		if len(want) > 1 {
+			return nil, fmt.Errorf("stages: %q runs no stage and goes alone", StagesNone)
+		}
+		return s, nil
+	}
+	all := len(want) == 0
 	add := func(stage string, h runner.Handler, workers int, annotate runner.DeadLetterFunc) error {
 		var observe func(*runner.Msg, runner.Outcome, time.Duration)
 		if cfg.Observe != nil {
@@ -123,9 +130,16 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 // Runner returns the runner of a stage, or nil when it does not run here.
 func (s *Stages) Runner(stage string) *runner.Runner { return s.runners[stage] }
 
+// StagesNone, as the only entry of Config.Stages, runs no stage.
+const StagesNone = "none"
+
 // Run runs every stage until ctx ends, then drains them: in-flight work is
-// finished and acked or handed back.
+// finished and acked or handed back. Without stages it waits for ctx.
 func (s *Stages) Run(ctx context.Context) error {
+	if len(s.runners) == 0 && s.combiner == nil {
+		<-ctx.Done()
+		return nil
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for stage, r := range s.runners {
 		g.Go(func() error {
