@@ -39,13 +39,11 @@ var errStopped = errors.New("combine stopped")
 // Combiner is the combine stage. Run it with Run and hand its Handle to a
 // runner.Runner on the combine consumer.
 type Combiner struct {
-	js     jetstream.JetStream
-	kv     jetstream.KeyValue
-	chunks jetstream.ObjectStore // nil: chunks are not uploaded
-
-	objectsMu sync.Mutex
-	objects   *objects.Store // chunks, for PutNew; opened on first use
-	cfg       Config
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	chunks  jetstream.ObjectStore // nil: chunks are not uploaded
+	objects *objects.Lazy         // chunks, for PutNew
+	cfg     Config
 	// failpoint is called after each commit step; tests use it to crash there.
 	failpoint func(step string)
 	// encoders bounds the chunks encoded at once (CPU and encoder memory).
@@ -71,6 +69,7 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 		js:        js,
 		kv:        kv,
 		chunks:    chunks,
+		objects:   objects.NewLazy(js, chunks),
 		cfg:       cfg,
 		failpoint: func(string) {},
 		encoders:  make(chan struct{}, runtime.GOMAXPROCS(0)),

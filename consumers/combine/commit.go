@@ -152,7 +152,7 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 	switch {
 	case errors.Is(err, jetstream.ErrObjectNotFound):
 		var st *objects.Store
-		if st, err = c.objectStore(ctx); err == nil {
+		if st, err = c.objects.Store(ctx); err == nil {
 			err = st.PutNew(ctx, meta, f, ch.Bytes, ch.SHA256)
 		}
 	case err == nil:
@@ -162,22 +162,6 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 		return fmt.Errorf("upload chunk: %w", err)
 	}
 	return nil
-}
-
-// objectStore returns the chunks store for PutNew, opened once.
-func (c *Combiner) objectStore(ctx context.Context) (*objects.Store, error) {
-	c.objectsMu.Lock()
-	defer c.objectsMu.Unlock()
-	if c.objects == nil {
-		st, err := c.chunks.Status(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("chunks store status: %w", err)
-		}
-		if c.objects, err = objects.Open(ctx, c.js, st.Bucket()); err != nil {
-			return nil, err
-		}
-	}
-	return c.objects, nil
 }
 
 // publishEntry creates the chunk's manifest entry at the dataset's next free

@@ -278,25 +278,9 @@ func digestValue(hexSum string) string {
 // putNew stores a body whose name is not in the store, with the digest
 // computed while downloading (see package objects).
 func (h *Handler) putNew(ctx context.Context, meta jetstream.ObjectMeta, b *body, r io.Reader) error {
-	st, err := h.objectStore(ctx)
+	st, err := h.objects.Store(ctx)
 	if err != nil {
 		return err
 	}
 	return st.PutNew(ctx, meta, r, b.size, b.sha256)
-}
-
-// objectStore returns the bodies store for PutNew, opened once.
-func (h *Handler) objectStore(ctx context.Context) (*objects.Store, error) {
-	h.ttlMu.Lock()
-	defer h.ttlMu.Unlock()
-	if h.objects == nil {
-		st, err := h.bodies.Status(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("bodies store status: %w", err)
-		}
-		if h.objects, err = objects.Open(ctx, h.js, st.Bucket()); err != nil {
-			return nil, err
-		}
-	}
-	return h.objects, nil
 }

@@ -51,6 +51,7 @@ const objectPrefix = "sha256/"
 type Handler struct {
 	js       jetstream.JetStream
 	bodies   jetstream.ObjectStore
+	objects  *objects.Lazy // bodies, for PutNew
 	cache    jetstream.KeyValue
 	cfg      Config
 	root     string // Root made absolute; "" when local files are refused
@@ -60,10 +61,9 @@ type Handler struct {
 	limits   *limits
 	budget   *budget
 
-	ttlMu   sync.Mutex
-	ttl     time.Duration // the bodies store's TTL, once known
-	ttlOK   bool
-	objects *objects.Store // the bodies store for PutNew, once opened (under ttlMu)
+	ttlMu sync.Mutex
+	ttl   time.Duration // the bodies store's TTL, once known
+	ttlOK bool
 }
 
 var _ runner.Handler = (*Handler)(nil)
@@ -81,7 +81,7 @@ func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cache jetstream.K
 	}
 	cfg = cfg.withDefaults()
 	h := &Handler{
-		js: js, bodies: bodies, cache: cache, cfg: cfg,
+		js: js, bodies: bodies, objects: objects.NewLazy(js, bodies), cache: cache, cfg: cfg,
 		limits: newLimits(cfg.MaxInFlight, cfg.MaxPerHost, cfg.PerHostRate, cfg.PerHostBurst),
 		budget: newBudget(cfg.SpoolBudget),
 	}

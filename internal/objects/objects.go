@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,6 +39,36 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, e
 		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
 	return &Store{js: js, bucket: bucket, stream: s}, nil
+}
+
+// Lazy opens the Store of an object store on first use; it is safe for
+// concurrent use. Its zero value is not usable: see NewLazy.
+type Lazy struct {
+	js  jetstream.JetStream
+	obs jetstream.ObjectStore
+	mu  sync.Mutex
+	st  *Store
+}
+
+// NewLazy returns a Lazy for obs; it asks the server nothing yet.
+func NewLazy(js jetstream.JetStream, obs jetstream.ObjectStore) *Lazy {
+	return &Lazy{js: js, obs: obs}
+}
+
+// Store returns the Store, opening it the first time.
+func (l *Lazy) Store(ctx context.Context) (*Store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.st == nil {
+		status, err := l.obs.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("object store status: %w", err)
+		}
+		if l.st, err = Open(ctx, l.js, status.Bucket()); err != nil {
+			return nil, err
+		}
+	}
+	return l.st, nil
 }
 
 // Digest is the object store's form of a hex SHA-256 digest:
