@@ -304,9 +304,10 @@ func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 // it covered. Only publish (or repair, before anything else runs) calls it.
 func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error) {
 	// A manifest takes longer to write as the dataset grows: space the
-	// writes at least four times that apart, so that one write lists the
-	// commits finished meanwhile instead of each paying for its own.
-	if wait := min(4*ds.wrote, maxManifestWait) - time.Since(ds.writtenAt); wait > 0 {
+	// writes at least ten times that apart, so that one write lists the
+	// commits finished meanwhile instead of each paying for its own, and
+	// writing takes at most a tenth of the time.
+	if wait := min(10*ds.wrote, maxManifestWait) - time.Since(ds.writtenAt); wait > 0 {
 		time.Sleep(wait)
 	}
 	c.mu.Lock()
