@@ -202,29 +202,46 @@ func TestCacheTTL(t *testing.T) {
 func TestOldBodyIsRenewed(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	bodies, err := e.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "short-lived", TTL: 2 * time.Second})
-	require.NoError(t, err)
-	h, err := fetch.New(e.js, bodies, e.topo.Cache, fetch.Config{AllowPrivate: true, CacheTTL: time.Hour})
-	require.NoError(t, err)
-	t.Cleanup(h.Close)
-	v := &validating{version: 1, etag: true}
-	srv := serve(t, v)
-	url := srv.URL + "/data.csv"
+	for i, tt := range []struct {
+		name        string
+		spoolMemory int64
+	}{
+		{"uploaded whole", 0},
+		{"streamed, then renamed over the old copy", 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bodies, err := e.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: fmt.Sprintf("short-lived-%d", i), TTL: 2 * time.Second})
+			require.NoError(t, err)
+			h, err := fetch.New(e.js, bodies, e.topo.Cache, fetch.Config{AllowPrivate: true, CacheTTL: time.Hour, SpoolMemory: tt.spoolMemory})
+			require.NoError(t, err)
+			t.Cleanup(h.Close)
+			v := &validating{version: 1, etag: true}
+			srv := serve(t, v)
+			url := srv.URL + "/data.csv"
+			dataset := fmt.Sprintf("renew%d", i)
 
-	first := e.fetchOnce(t, h, "renew", wire.Source{ID: "a", URL: url})
-	info1, err := bodies.GetInfo(ctx, "sha256/"+first.SHA256)
-	require.NoError(t, err)
-	second := e.fetchOnce(t, h, "renew", wire.Source{ID: "b", URL: url})
-	require.True(t, second.FromCache, "young body: the cache serves it")
-	require.Len(t, v.seen(), 1)
+			first := e.fetchOnce(t, h, dataset, wire.Source{ID: "a", URL: url})
+			info1, err := bodies.GetInfo(ctx, "sha256/"+first.SHA256)
+			require.NoError(t, err)
+			second := e.fetchOnce(t, h, dataset, wire.Source{ID: "b", URL: url})
+			require.True(t, second.FromCache, "young body: the cache serves it")
+			require.Len(t, v.seen(), 1)
 
-	time.Sleep(1100 * time.Millisecond) // past half the TTL
-	third := e.fetchOnce(t, h, "renew", wire.Source{ID: "c", URL: url})
-	require.False(t, third.FromCache, "an old body is not reused")
-	require.Len(t, v.seen(), 2)
-	require.Empty(t, v.seen()[1].Get("If-None-Match"), "no conditional request for a body that must be renewed")
-	info2, err := bodies.GetInfo(ctx, "sha256/"+third.SHA256)
-	require.NoError(t, err)
-	require.NotEqual(t, info1.NUID, info2.NUID, "uploaded again")
-	require.Equal(t, first.SHA256, third.SHA256)
+			time.Sleep(1100 * time.Millisecond) // past half the TTL
+			third := e.fetchOnce(t, h, dataset, wire.Source{ID: "c", URL: url})
+			require.False(t, third.FromCache, "an old body is not reused")
+			require.Len(t, v.seen(), 2)
+			require.Empty(t, v.seen()[1].Get("If-None-Match"), "no conditional request for a body that must be renewed")
+			info2, err := bodies.GetInfo(ctx, "sha256/"+third.SHA256)
+			require.NoError(t, err)
+			require.NotEqual(t, info1.NUID, info2.NUID, "uploaded again")
+			require.Equal(t, first.SHA256, third.SHA256)
+			got, err := bodies.GetBytes(ctx, "sha256/"+third.SHA256)
+			require.NoError(t, err)
+			require.Equal(t, "id,version\n1,1\n2,1\n", string(got))
+			infos, err := bodies.List(ctx)
+			require.NoError(t, err)
+			require.Len(t, infos, 1, "no upload left under a temporary name")
+		})
+	}
 }
