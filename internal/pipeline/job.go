@@ -55,7 +55,9 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		}
 		j.Logger.Warn("nats", "subject", subject, "err", err)
 	}), nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-		j.Logger.Warn("nats disconnected", "err", err)
+		if err != nil { // nil: the connection was closed
+			j.Logger.Warn("nats disconnected", "err", err)
+		}
 	}), nats.ReconnectHandler(func(*nats.Conn) { j.Logger.Warn("nats reconnected") }))
 	if err != nil {
 		return Summary{}, err
