@@ -120,9 +120,13 @@ func checkDataset(t *testing.T, out, dataset string) (map[int64]int, *combine.Ma
 
 func TestREADMERunCommand(t *testing.T) {
 	out := t.TempDir()
-	stdout, code := trainfeed(t, "../..", "run", "--sources", "examples/sources.txt", "--out", out, "--dataset", "clicks", "-q")
-	require.Equal(t, 0, code, stdout)
-	require.Contains(t, stdout, "sources: 4 ok, 0 failed")
+	cmd := exec.Command(bin, "run", "--sources", "examples/sources.txt", "--out", out, "--dataset", "clicks", "-q")
+	cmd.Dir = "../.."
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	require.Contains(t, stdout.String(), "sources: 4 ok, 0 failed")
+	require.Empty(t, stderr.String(), "a clean run logs nothing")
 	for ds, want := range map[string]int{"clicks": 2000, "flowers": 300, "reviews": 500} {
 		ids, m := checkDataset(t, out, ds)
 		require.EqualValues(t, want, m.Records, ds)
