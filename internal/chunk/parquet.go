@@ -24,8 +24,7 @@ const (
 )
 
 // parquetSchema returns the Parquet schema of fields, a group of optional
-// leaves, and the leaf column index of each field. The group orders its
-// leaves by name, so the indexes are not the fields' positions.
+// leaves in the fields' order, and the leaf column index of each field.
 func parquetSchema(fields []wire.Field) (*parquet.Schema, []int, error) {
 	if len(fields) == 0 {
 		return nil, nil, errors.New("parquet schema: no fields")
@@ -52,7 +51,11 @@ func parquetSchema(fields []wire.Field) (*parquet.Schema, []int, error) {
 		}
 		group[f.Name] = parquet.Optional(node)
 	}
-	schema := parquet.NewSchema("record", group)
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	schema := parquet.NewSchema("record", orderedGroup{Group: group, names: names})
 	cols := make([]int, len(fields))
 	for i, f := range fields {
 		leaf, ok := schema.Lookup(f.Name)
@@ -62,6 +65,27 @@ func parquetSchema(fields []wire.Field) (*parquet.Schema, []int, error) {
 		cols[i] = leaf.ColumnIndex
 	}
 	return schema, cols, nil
+}
+
+// orderedGroup is a parquet.Group whose fields keep the order they are
+// named in (a parquet.Group sorts them by name), so a chunk's columns come
+// in the dataset's schema order, as the source had them.
+type orderedGroup struct {
+	parquet.Group
+	names []string
+}
+
+// Fields returns the group's fields in the order of names.
+func (g orderedGroup) Fields() []parquet.Field {
+	byName := make(map[string]parquet.Field, len(g.names))
+	for _, f := range g.Group.Fields() {
+		byName[f.Name()] = f
+	}
+	fields := make([]parquet.Field, len(g.names))
+	for i, name := range g.names {
+		fields[i] = byName[name]
+	}
+	return fields
 }
 
 // writeParquet writes the batches as a zstd-compressed Parquet file with
