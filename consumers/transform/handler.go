@@ -184,7 +184,7 @@ type publisher struct {
 	log    *slog.Logger
 
 	part    int
-	acks    []jetstream.PubAckFuture
+	acks    []pendingPublish
 	skipped []wire.SkippedRow // not yet published
 	skips   int               // rows skipped in all
 	listed  int               // skipped rows listed in all
@@ -198,7 +198,7 @@ func (p *publisher) publishAll(ctx context.Context, in <-chan *Batch) error {
 		if err != nil {
 			break
 		}
-		err = waitAck(ctx, a)
+		err = p.await(ctx, a)
 	}
 	if err != nil {
 		p.cancel(err)
@@ -272,21 +272,74 @@ func (p *publisher) publish(ctx context.Context, b *Batch) error {
 		}
 		return p.publish(ctx, hi)
 	}
-	ack, err := p.h.js.PublishAsync(topology.Subject(topology.SubjectRecords, p.f.Dataset), data,
-		jetstream.WithMsgID(fmt.Sprintf("records/%s/%s/%d", p.f.Dataset, p.f.SourceID, p.part)))
-	if err != nil {
-		return fmt.Errorf("publish part %d: %w", p.part, err)
+	pp := pendingPublish{
+		subject: topology.Subject(topology.SubjectRecords, p.f.Dataset), data: data,
+		msgID: fmt.Sprintf("records/%s/%s/%d", p.f.Dataset, p.f.SourceID, p.part), part: p.part,
+	}
+	if err := p.send(&pp); err != nil {
+		return err
 	}
 	p.part++
 	p.skipped = nil
-	p.acks = append(p.acks, ack)
+	p.acks = append(p.acks, pp)
 	if len(p.acks) >= p.h.cfg.Publishing {
-		if err := waitAck(ctx, p.acks[0]); err != nil {
+		if err := p.await(ctx, p.acks[0]); err != nil {
 			return err
 		}
 		p.acks = p.acks[1:]
 	}
 	return nil
+}
+
+// pendingPublish is a record batch published and not yet acknowledged.
+type pendingPublish struct {
+	subject, msgID string
+	data           []byte
+	part           int
+	ack            jetstream.PubAckFuture
+}
+
+func (p *publisher) send(pp *pendingPublish) error {
+	ack, err := p.h.js.PublishAsync(pp.subject, pp.data, jetstream.WithMsgID(pp.msgID))
+	if err != nil {
+		return fmt.Errorf("publish part %d: %w", pp.part, err)
+	}
+	pp.ack = ack
+	return nil
+}
+
+// Waits for a full records stream: the first after fullWaitMin, doubling
+// up to fullWaitMax.
+const (
+	fullWaitMin = 250 * time.Millisecond
+	fullWaitMax = 2 * time.Second
+)
+
+// await waits for pp's acknowledgement. When the records stream is full it
+// publishes the batch again after a while, until combine has made room or
+// ctx ends: the source holds its place (the runner keeps its message in
+// progress) instead of failing and being parsed again from the start.
+func (p *publisher) await(ctx context.Context, pp pendingPublish) error {
+	wait := fullWaitMin
+	for logged := false; ; {
+		err := waitAck(ctx, pp.ack)
+		if err == nil || !topology.IsFull(err) {
+			return err
+		}
+		if !logged {
+			p.log.Warn("records stream full, waiting for room", "part", pp.part)
+			logged = true
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		wait = min(2*wait, fullWaitMax)
+		if err := p.send(&pp); err != nil {
+			return err
+		}
+	}
 }
 
 // split cuts b in two halves of its rows; only the second keeps Last.
