@@ -163,8 +163,11 @@ func (s *Stages) Run(ctx context.Context) error {
 	return err
 }
 
-// drainPoll is how often FlushWhenDrained looks at the stages.
-const drainPoll = 10 * time.Millisecond
+// How often FlushWhenDrained looks at the stages.
+const (
+	drainPoll    = 10 * time.Millisecond
+	drainPollMax = 500 * time.Millisecond
+)
 
 // FlushWhenDrained has combine commit its filling chunks as soon as the
 // pipeline has drained — no source waits to be fetched or transformed and
@@ -176,21 +179,28 @@ func (s *Stages) FlushWhenDrained(ctx context.Context) {
 	if fetch == nil || transform == nil || comb == nil {
 		return
 	}
-	tick := time.NewTicker(drainPoll)
-	defer tick.Stop()
+	// While a source waits to be retried the stages are idle but not
+	// drained: look less often then, up to every drainPollMax.
+	every := drainPoll
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 		// Cheap checks first: consumer info is a request.
-		if fetch.Stats().InFlight.Load() > 0 || transform.Stats().InFlight.Load() > 0 || !s.combiner.Filling() {
-			continue
-		}
-		if s.drained(ctx, comb.Stats().InFlight.Load()) {
+		switch {
+		case fetch.Stats().InFlight.Load() > 0 || transform.Stats().InFlight.Load() > 0 || !s.combiner.Filling():
+			every = drainPoll
+		case s.drained(ctx, comb.Stats().InFlight.Load()):
 			s.combiner.Flush()
+			every = drainPoll
+		default:
+			every = min(2*every, drainPollMax)
 		}
+		timer.Reset(every)
 	}
 }
 
