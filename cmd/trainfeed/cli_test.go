@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 )
 
 // bin is the trainfeed binary the CLI tests run as a user would.
@@ -59,65 +57,6 @@ func trainfeed(t *testing.T, dir string, args ...string) (stdout string, code in
 	return out.String(), 0
 }
 
-// parquetRows reads the id column of a parquet chunk.
-func parquetIDs(t *testing.T, path string) []int64 {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	require.NoError(t, err)
-	col, ok := f.Schema().Lookup("id")
-	require.True(t, ok, "no id column in %s", path)
-	var ids []int64
-	for _, rg := range f.RowGroups() {
-		rows := rg.Rows()
-		buf := make([]parquet.Row, 512)
-		for {
-			n, err := rows.ReadRows(buf)
-			for _, r := range buf[:n] {
-				ids = append(ids, r[col.ColumnIndex].Int64())
-			}
-			if err != nil {
-				break
-			}
-		}
-		rows.Close()
-	}
-	return ids
-}
-
-// checkDataset checks every manifest entry against its file and returns how
-// often each id occurs; no file may be outside the manifest.
-func checkDataset(t *testing.T, out, dataset string) (map[int64]int, *combine.Manifest) {
-	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
-	require.NoError(t, err)
-	ids := map[int64]int{}
-	listed := map[string]bool{combine.ManifestFile: true}
-	var total int64
-	for _, ch := range m.Chunks {
-		listed[ch.File] = true
-		path := filepath.Join(out, dataset, ch.File)
-		data, err := os.ReadFile(path)
-		require.NoError(t, err)
-		sum := sha256.Sum256(data)
-		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), ch.File)
-		got := parquetIDs(t, path)
-		require.EqualValues(t, ch.Records, len(got), ch.File)
-		for _, id := range got {
-			ids[id]++
-		}
-		total += ch.Records
-	}
-	require.Equal(t, m.Records, total)
-	files, err := os.ReadDir(filepath.Join(out, dataset))
-	require.NoError(t, err)
-	for _, f := range files {
-		require.True(t, listed[f.Name()], "%s is not in the manifest", f.Name())
-	}
-	return ids, m
-}
-
 func TestREADMERunCommand(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command(bin, "run", "--sources", "examples/sources.txt", "--out", out, "--dataset", "clicks", "-q")
@@ -128,7 +67,7 @@ func TestREADMERunCommand(t *testing.T) {
 	require.Contains(t, stdout.String(), "sources: 4 ok, 0 failed")
 	require.Empty(t, stderr.String(), "a clean run logs nothing")
 	for ds, want := range map[string]int{"clicks": 2000, "flowers": 300, "reviews": 500} {
-		ids, m := checkDataset(t, out, ds)
+		ids, m := datasettest.ReadAll(t, out, ds)
 		require.EqualValues(t, want, m.Records, ds)
 		require.Len(t, ids, want, ds)
 	}
@@ -192,7 +131,7 @@ func TestRunResumesAfterKill9(t *testing.T) {
 	stdout, code := trainfeed(t, ".", args...)
 	require.Equal(t, 0, code, stdout)
 	require.Contains(t, stdout, fmt.Sprintf("sources: %d ok, 0 failed", n))
-	ids, m := checkDataset(t, out, "default")
+	ids, m := datasettest.ReadAll(t, out, "default")
 	require.EqualValues(t, n*rows, m.Records)
 	require.Len(t, ids, n*rows)
 	for id, k := range ids {
@@ -256,7 +195,7 @@ func TestFollowWhileRunning(t *testing.T) {
 	require.Positive(t, early, "follow mirrored no chunk while the run was going on")
 	require.Contains(t, runOut.String(), fmt.Sprintf("sources: %d ok", n))
 	_ = follow.Process.Signal(syscall.SIGTERM)
-	ids, m := checkDataset(t, mirror, "default")
+	ids, m := datasettest.ReadAll(t, mirror, "default")
 	require.GreaterOrEqual(t, len(m.Chunks), early)
 	for id, k := range ids {
 		require.Equal(t, 1, k, "id %d", id)

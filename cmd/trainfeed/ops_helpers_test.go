@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 )
 
 // opsAddr returns a free loopback host:port.
@@ -212,29 +213,15 @@ func (f *flakySource) jsonSources(from, to int) string {
 	return "[" + strings.Join(parts, ",") + "]"
 }
 
-// datasetIDs reads a JSON lines dataset through its manifest and returns how
-// often each id occurs; every listed file must match its manifest entry.
+// datasetIDs reads a dataset through its manifest (none yet: empty) and
+// returns how often each id occurs and the records listed; every listed file
+// must match its manifest entry.
 func datasetIDs(t *testing.T, out, dataset string) (map[int64]int, int64) {
 	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
-	if err != nil {
-		return map[int64]int{}, 0
+	if _, err := os.Stat(filepath.Join(out, dataset, combine.ManifestFile)); err != nil {
+		return map[int64]int{}, 0 // nothing committed yet
 	}
-	ids := map[int64]int{}
-	for _, ch := range m.Chunks {
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
-		require.NoError(t, err)
-		n := int64(0)
-		for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
-			var row struct {
-				ID int64 `json:"id"`
-			}
-			require.NoError(t, json.Unmarshal([]byte(line), &row), ch.File)
-			ids[row.ID]++
-			n++
-		}
-		require.Equal(t, ch.Records, n, ch.File)
-	}
+	ids, m := datasettest.Read(t, out, dataset)
 	return ids, m.Records
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
@@ -99,7 +100,7 @@ func TestSecurityDocAccount(t *testing.T) {
 			m, err := combine.ReadManifest(out, dataset)
 			return err == nil && m.Records == want
 		}, 30*time.Second, 50*time.Millisecond, "the sources of %s did not reach the dataset", dataset)
-		ids, _ := checkDataset(t, out, dataset)
+		ids, _ := datasettest.ReadAll(t, out, dataset)
 		require.Len(t, ids, int(want))
 	}
 

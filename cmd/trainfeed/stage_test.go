@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
@@ -127,7 +128,7 @@ func TestStageMembers(t *testing.T) {
 		m, err := combine.ReadManifest(out, "ds")
 		return err == nil && m.Records >= n*rows
 	}, 30*time.Second, 50*time.Millisecond, "the dataset never got its records")
-	ids, m := checkDataset(t, out, "ds")
+	ids, m := datasettest.ReadAll(t, out, "ds")
 	require.EqualValues(t, n*rows, m.Records)
 	for id := range int64(n * rows) {
 		require.Equal(t, 1, ids[id], "record %d", id)

@@ -2,10 +2,7 @@ package faulttest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,12 +15,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/cluster"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -155,7 +152,7 @@ func TestKill9MidRun(t *testing.T) {
 	// the records published: no late duplicate commits.
 	require.Eventually(t, func() bool { return quiet(js) }, 30*time.Second, 100*time.Millisecond,
 		"the pipeline did not settle:\n%s", consumerStates(js))
-	ids, m := readDataset(t, out)
+	ids, m := datasettest.Read(t, out, dataset)
 	assert.EqualValues(t, sourceCount*rowsPer, m.Records)
 	require.Len(t, ids, sourceCount*rowsPer, "distinct record ids")
 	for id := range int64(sourceCount * rowsPer) {
@@ -335,35 +332,11 @@ func consumerStates(js jetstream.JetStream) string {
 	return b.String()
 }
 
-// readDataset checks every chunk the manifest lists against its file and
-// returns how often each record id occurs.
-func readDataset(t *testing.T, out string) (map[int64]int, *combine.Manifest) {
-	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
-	require.NoError(t, err)
-	ids := make(map[int64]int, sourceCount*rowsPer)
-	var total int64
-	for _, ch := range m.Chunks {
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
-		require.NoError(t, err)
-		sum := sha256.Sum256(data)
-		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), ch.File)
-		got := parquetIDs(t, data, ch.File)
-		require.EqualValues(t, ch.Records, len(got), ch.File)
-		for _, id := range got {
-			ids[id]++
-		}
-		total += ch.Records
-	}
-	require.Equal(t, m.Records, total)
-	return ids, m
-}
-
 // missingSources returns the sources none of whose rows is in the dataset,
 // and those only partly there (as "n(rows)").
 func missingSources(t *testing.T, out string) []string {
 	t.Helper()
-	ids, _ := readDataset(t, out)
+	ids, _ := datasettest.Read(t, out, dataset)
 	rows := make([]int, sourceCount)
 	for id := range ids {
 		if n := int(id) / rowsPer; n >= 0 && n < sourceCount {
@@ -404,31 +377,6 @@ func deadLetters(js jetstream.JetStream) []string {
 		out = append(out, fmt.Sprintf("%s %s: %s", dl.Stage, dl.URL, dl.Error))
 	}
 	return out
-}
-
-// parquetIDs reads the id column of a Parquet chunk.
-func parquetIDs(t *testing.T, data []byte, name string) []int64 {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
-	require.NoError(t, err, name)
-	col, ok := f.Schema().Lookup("id")
-	require.True(t, ok, "no id column in %s", name)
-	var ids []int64
-	buf := make([]parquet.Row, 512)
-	for _, rg := range f.RowGroups() {
-		rows := rg.Rows()
-		for {
-			n, err := rows.ReadRows(buf)
-			for _, r := range buf[:n] {
-				ids = append(ids, r[col.ColumnIndex].Int64())
-			}
-			if err != nil {
-				break
-			}
-		}
-		rows.Close()
-	}
-	return ids
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }

@@ -16,6 +16,7 @@ import (
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -145,7 +146,7 @@ func TestUnchangedContentAddedOnce(t *testing.T) {
 			pastWindow()
 			publish("third")
 			waitFor(sources*rows + rows)
-			ids, _ := readDataset(t, out, "ds")
+			ids, _ := datasettest.ReadAll(t, out, "ds")
 			require.Len(t, ids, sources*rows+rows)
 			for id, count := range ids {
 				require.Equal(t, 1, count, "id %d", id)
@@ -182,7 +183,7 @@ func TestJobSameBodyUnderAnotherID(t *testing.T) {
 	require.Zero(t, sum.Failed)
 	require.Equal(t, 1, sum.Existing, "the repeated line adds nothing")
 	require.EqualValues(t, 4*rows, sum.Records)
-	ids, _ := readDataset(t, out, "ds")
+	ids, _ := datasettest.ReadAll(t, out, "ds")
 	require.Len(t, ids, 4*rows)
 
 	// The same URLs one line lower, after a new one.
@@ -192,7 +193,7 @@ func TestJobSameBodyUnderAnotherID(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5, sum.OK)
 	require.Equal(t, 4, sum.Existing)
-	ids, m := readDataset(t, out, "ds")
+	ids, m := datasettest.ReadAll(t, out, "ds")
 	require.Len(t, ids, 5*rows)
 	for id, n := range ids {
 		require.Equal(t, 1, n, "id %d", id)

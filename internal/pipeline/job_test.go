@@ -3,25 +3,19 @@ package pipeline_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
@@ -74,67 +68,6 @@ func entries(t *testing.T, base string, n int, extra ...string) []producers.Entr
 	return es
 }
 
-// readDataset checks the manifest against the files and returns every id in the dataset.
-func readDataset(t *testing.T, out, dataset string) (ids map[int64]int, m *combine.Manifest) {
-	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
-	require.NoError(t, err)
-	ids = map[int64]int{}
-	listed := map[string]bool{combine.ManifestFile: true}
-	var total int64
-	for _, ch := range m.Chunks {
-		listed[ch.File] = true
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
-		require.NoError(t, err)
-		sum := sha256.Sum256(data)
-		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), ch.File)
-		require.EqualValues(t, len(data), ch.Bytes, ch.File)
-		var n int64
-		switch m.Format {
-		case "jsonl":
-			sc := bufio.NewScanner(strings.NewReader(string(data)))
-			for sc.Scan() {
-				var rec map[string]any
-				require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
-				id, err := strconv.ParseInt(fmt.Sprint(rec["id"]), 10, 64)
-				require.NoError(t, err)
-				ids[id]++
-				n++
-			}
-		case "parquet":
-			f, err := parquet.OpenFile(strings.NewReader(string(data)), int64(len(data)))
-			require.NoError(t, err)
-			col, ok := f.Schema().Lookup("id")
-			require.True(t, ok)
-			for _, rg := range f.RowGroups() {
-				rows := rg.Rows()
-				buf := make([]parquet.Row, 256)
-				for {
-					k, err := rows.ReadRows(buf)
-					for _, r := range buf[:k] {
-						ids[r[col.ColumnIndex].Int64()]++
-						n++
-					}
-					if err == io.EOF {
-						break
-					}
-					require.NoError(t, err)
-				}
-				rows.Close()
-			}
-		}
-		require.Equal(t, ch.Records, n, ch.File)
-		total += n
-	}
-	require.Equal(t, m.Records, total)
-	entriesOnDisk, err := os.ReadDir(filepath.Join(out, dataset))
-	require.NoError(t, err)
-	for _, e := range entriesOnDisk {
-		require.True(t, listed[e.Name()], "file %s is not in the manifest", e.Name())
-	}
-	return ids, m
-}
-
 func TestJobExactlyOnce(t *testing.T) {
 	for _, f := range []chunk.Format{chunk.JSONL, chunk.Parquet} {
 		t.Run(string(f), func(t *testing.T) {
@@ -150,7 +83,7 @@ func TestJobExactlyOnce(t *testing.T) {
 			require.Zero(t, sum.Failed)
 			require.EqualValues(t, sources*rows, sum.Records)
 
-			ids, m := readDataset(t, out, "ds")
+			ids, m := datasettest.ReadAll(t, out, "ds")
 			require.Len(t, ids, sources*rows)
 			for id, n := range ids {
 				require.Equal(t, 1, n, "id %d", id)
@@ -207,7 +140,7 @@ func TestJobReportsFailuresAndKeepsTheRest(t *testing.T) {
 	require.Contains(t, reasons["ftp://example.com/x.csv"], "scheme")
 	require.Contains(t, reasons["{not json"], "parse: line 8")
 	require.Contains(t, reasons["/etc/passwd"], "fetch: ")
-	ids, _ := readDataset(t, out, "ds")
+	ids, _ := datasettest.ReadAll(t, out, "ds")
 	require.Len(t, ids, 500)
 }
 
@@ -227,7 +160,7 @@ func TestJobFlushesWhenDrained(t *testing.T) {
 	sum, err := job.Run(ctx, entries(t, srv.URL, n))
 	require.NoError(t, err)
 	require.Equal(t, n, sum.OK)
-	ids, m := readDataset(t, out, "ds")
+	ids, m := datasettest.ReadAll(t, out, "ds")
 	require.Len(t, ids, n*rows)
 	require.EqualValues(t, n*rows, m.Records)
 	full := 0
