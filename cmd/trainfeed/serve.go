@@ -116,7 +116,7 @@ func serve(ctx context.Context, o serveOptions) error {
 			return err
 		}
 		defer srv.Close()
-		if nc, err = srv.Connect(); err != nil {
+		if nc, err = srv.Connect(natsconn.LogEvents(slog.Default())...); err != nil {
 			return err
 		}
 		natsURL, local = srv.ClientURL(), true

@@ -58,6 +58,27 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// LogEvents returns the options that log a connection's events to log: a
+// disconnection with an error, a reconnection, and asynchronous errors such
+// as a slow consumer's dropped messages.
+func LogEvents(log *slog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: the connection was closed
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", ServerURL(nc)) }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Warn("nats", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Warn("nats", "err", err)
+		}),
+	}
+}
+
 // Connect connects with o. The connection retries its first connect and
 // reconnects forever; callers close it.
 func Connect(o Options) (*nats.Conn, error) {
@@ -72,19 +93,12 @@ func Connect(o Options) (*nats.Conn, error) {
 	if name == "" {
 		name = "trainfeed"
 	}
-	opts := []nats.Option{
+	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", ServerURL(nc)) }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats", "err", err) }),
-	}
+	}, LogEvents(log)...)
 	switch {
 	case o.Creds != "":
 		opts = append(opts, nats.UserCredentials(o.Creds))

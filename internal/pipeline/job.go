@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/embedded"
+	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
 )
@@ -48,17 +49,7 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		return Summary{}, err
 	}
 	defer srv.Close()
-	nc, err := srv.Connect(nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-		subject := ""
-		if sub != nil {
-			subject = sub.Subject
-		}
-		j.Logger.Warn("nats", "subject", subject, "err", err)
-	}), nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-		if err != nil { // nil: the connection was closed
-			j.Logger.Warn("nats disconnected", "err", err)
-		}
-	}), nats.ReconnectHandler(func(*nats.Conn) { j.Logger.Warn("nats reconnected") }))
+	nc, err := srv.Connect(natsconn.LogEvents(j.Logger)...)
 	if err != nil {
 		return Summary{}, err
 	}
