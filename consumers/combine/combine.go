@@ -222,6 +222,11 @@ func (c *Combiner) Flush() {
 
 // Filling reports whether some dataset has a chunk filling.
 func (c *Combiner) Filling() bool {
+	select {
+	case <-c.ready:
+	default:
+		return false // Run is still loading the ledger, without c.mu
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ds := range c.sets {
