@@ -93,13 +93,22 @@ func (s *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Read
 	}
 	id := nuid.Next()
 	chunkSubject := "$O." + s.bucket + ".C." + id
+	var acks []jetstream.PubAckFuture
 	fail := func(err error) error {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
+		// Chunks still on their way would land after the purge: wait for
+		// every publish to be answered first.
+		for _, ack := range acks {
+			select {
+			case <-ack.Ok():
+			case <-ack.Err():
+			case <-pctx.Done():
+			}
+		}
 		_ = s.stream.Purge(pctx, jetstream.WithPurgeSubject(chunkSubject))
 		return fmt.Errorf("store %s: %w", meta.Name, err)
 	}
-	var acks []jetstream.PubAckFuture
 	var n int64
 	for {
 		chunk := make([]byte, min(ChunkSize, max(size-n, 1)))
