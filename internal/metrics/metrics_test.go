@@ -95,7 +95,7 @@ func TestRunnerCountersAndLatency(t *testing.T) {
 	defer func() { cancel(); require.NoError(t, <-done) }()
 
 	publishSources(t, js, "ds", "https://x/1.csv", "https://x/2.csv", "https://x/bad.csv")
-	require.Eventually(t, func() bool { return r.Stats().Acked.Load() == 2 && r.Stats().DeadLettered.Load() == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Stats().Acked.Load() == 2 && r.Stats().DeadLettered.Load() == 1 }, 15*time.Second, 10*time.Millisecond)
 
 	stage := map[string]string{"stage": "fetch"}
 	for name, want := range map[string]float64{
@@ -119,7 +119,7 @@ func TestRunnerCountersAndLatency(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, ok := value(t, m, "trainfeed_dlq_messages", map[string]string{"stage": "fetch", "dataset": "ds"})
 		return ok && got == 1
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 15*time.Second, 10*time.Millisecond)
 	got, ok := value(t, m, "trainfeed_consumer_delivered_total", stage)
 	require.True(t, ok)
 	require.EqualValues(t, 3, got)

@@ -65,7 +65,7 @@ func TestRunnerHoldsWhileDownstreamFull(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ack, num := r.pending(t)
 		return ack+num == 0
-	}, 5*time.Second, 10*time.Millisecond)
+	}, 15*time.Second, 10*time.Millisecond)
 }
 
 // A runner stopping while it holds a message hands it back at once.

@@ -46,12 +46,12 @@ func TestRunnerPullsAgainAfterConsumerRecreated(t *testing.T) {
 	s := &seen{count: map[string]int{}}
 	run, _ := r.start(t, s.handler(), runner.Config{})
 	r.publish(t, 1) // payload "0"
-	require.Eventually(t, func() bool { return s.has("0") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return s.has("0") }, 15*time.Second, 10*time.Millisecond)
 
 	ctx := context.Background()
 	info := r.cons.CachedInfo()
 	require.NoError(t, r.js.DeleteConsumer(ctx, "WORK", info.Name))
-	require.Eventually(t, func() bool { return run.Stats().Repulls.Load() > 0 }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return run.Stats().Repulls.Load() > 0 }, 15*time.Second, 10*time.Millisecond,
 		"the runner did not notice that the server ended its pull")
 	_, err := r.js.CreateOrUpdateConsumer(ctx, "WORK", info.Config)
 	require.NoError(t, err)

@@ -88,7 +88,7 @@ func (r *rig) requireHandedBack(t *testing.T, n int) {
 	require.Eventually(t, func() bool {
 		ack, num := r.pending(t)
 		return got.Load() == int64(n) && ack == 0 && num == 0
-	}, 5*time.Second, 20*time.Millisecond, "in-flight work must be acked or handed back at once")
+	}, 15*time.Second, 20*time.Millisecond, "in-flight work must be acked or handed back at once")
 }
 
 func (r *rig) deadLetters(t *testing.T, want int) []wire.DeadLetter {
@@ -185,7 +185,7 @@ func TestRunnerOutcomes(t *testing.T) {
 			require.Eventually(t, func() bool {
 				info, err := s.Info(context.Background())
 				return err == nil && info.State.Msgs == 0
-			}, 5*time.Second, 10*time.Millisecond)
+			}, 15*time.Second, 10*time.Millisecond)
 			st := run.Stats()
 			require.Equal(t, tt.wantAcked, st.Acked.Load())
 			require.Equal(t, tt.wantRetried, st.Retried.Load())
