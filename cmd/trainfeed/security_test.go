@@ -126,6 +126,31 @@ func TestSecurityDocAccount(t *testing.T) {
 		assert.NotContains(t, strings.ToLower(m.out.String()), "permissions violation", m.name)
 	}
 
+	t.Run("combine sweeps chunk objects", func(t *testing.T) {
+		// What combine's sweep of uploads no commit lists does (it runs a
+		// minute after start, after this test), as the combine user.
+		nc, err := nats.Connect(url, nats.UserInfo("combine", docPassword("combine")))
+		require.NoError(t, err)
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		obs, err := js.ObjectStore(ctx, topology.BucketChunks)
+		require.NoError(t, err)
+		const name = "ds/orphan.jsonl"
+		_, err = obs.PutBytes(ctx, name, []byte("{}\n"))
+		require.NoError(t, err)
+		infos, err := obs.List(ctx)
+		require.NoError(t, err)
+		require.NotEmpty(t, infos)
+		_, err = obs.GetInfo(ctx, name)
+		require.NoError(t, err)
+		require.NoError(t, obs.Delete(ctx, name))
+		_, err = obs.GetInfo(ctx, name)
+		require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
+	})
+
 	t.Run("limits", func(t *testing.T) {
 		errs := make(chan error, 16)
 		nc, err := nats.Connect(url, nats.UserInfo("fetch", docPassword("fetch")),

@@ -53,7 +53,7 @@ type Combiner struct {
 	mu    sync.Mutex
 	sets  map[string]*dataset
 	done  bool
-	wg    sync.WaitGroup // flushes started by the timer
+	wg    sync.WaitGroup // Run's goroutines: flushes, syncs, the sweep
 	flush chan struct{}  // Flush's requests to Run
 }
 
@@ -126,8 +126,9 @@ type pending struct {
 func newPending() *pending { return &pending{done: make(chan struct{})} }
 
 // Run loads the committed chunks, repairs what a crash interrupted, then
-// flushes chunks that grow old or idle and follows other members' commits
-// until ctx ends; then it flushes what is pending and returns.
+// flushes chunks that grow old or idle, follows other members' commits and
+// sweeps uploads no commit lists out of the chunks object store until ctx
+// ends; then it flushes what is pending and returns.
 func (c *Combiner) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.cfg.Out, 0o755); err != nil {
 		return fmt.Errorf("combine: %w", err)
@@ -147,6 +148,9 @@ func (c *Combiner) Run(ctx context.Context) error {
 		return err
 	}
 	close(c.ready)
+	if c.chunks != nil {
+		c.wg.Go(func() { c.sweepLoop(ctx) })
+	}
 	tick := time.NewTicker(min(c.cfg.Idle, c.cfg.MaxAge) / 4)
 	defer tick.Stop()
 	for {

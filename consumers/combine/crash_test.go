@@ -166,6 +166,7 @@ func TestCrashAtEachCommitStep(t *testing.T) {
 			require.NoError(t, clean.Wait())
 
 			checkDataset(t, js, out, "ds", sources*rows)
+			t.Logf("crash after %s: the sweep deleted %d chunk objects", step, checkSwept(t, js, out, "ds"))
 		})
 	}
 }

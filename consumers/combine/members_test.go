@@ -58,5 +58,6 @@ func TestTwoMembersOneDataset(t *testing.T) {
 		require.NoError(t, c.load(ctx, w.Updates()))
 		require.NoError(t, w.Stop())
 		checkDataset(t, js, out, "ds", sources*rows)
+		checkSwept(t, js, out, "ds")
 	}
 }
