@@ -53,8 +53,11 @@ type Combiner struct {
 	mu    sync.Mutex
 	sets  map[string]*dataset
 	done  bool
-	wg    sync.WaitGroup // Run's goroutines: flushes, syncs, the sweep
-	flush chan struct{}  // Flush's requests to Run
+	// unreadable is set when a manifest entry could not be decoded: the
+	// ledger may lack a chunk, so nothing is swept.
+	unreadable bool
+	wg         sync.WaitGroup // Run's goroutines: flushes, syncs, the sweep
+	flush      chan struct{}  // Flush's requests to Run
 }
 
 // New returns a combiner writing under cfg.Out, committing to kv (the
@@ -178,6 +181,9 @@ func (c *Combiner) Run(ctx context.Context) error {
 			var ch wire.Chunk
 			if err := wire.Decode(e.Value(), &ch); err != nil {
 				c.cfg.Logger.Error("manifest entry", "key", e.Key(), "err", err)
+				c.mu.Lock()
+				c.unreadable = true // the chunk it lists must not be swept
+				c.mu.Unlock()
 				continue
 			}
 			c.mu.Lock()

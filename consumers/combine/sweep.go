@@ -60,6 +60,10 @@ func (c *Combiner) sweep(ctx context.Context, cutoff time.Time) (int, error) {
 	// created before an object was listed.
 	listed := map[string]bool{}
 	c.mu.Lock()
+	if c.unreadable {
+		c.mu.Unlock()
+		return 0, errors.New("a manifest entry could not be read: not sweeping")
+	}
 	for _, ds := range c.sets {
 		for _, ch := range ds.all {
 			if ch.Object != "" {

@@ -79,6 +79,19 @@ func TestSweepDeletesOldUnlistedChunkObjects(t *testing.T) {
 	n, err = c.sweep(ctx, cutoff)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing is left to sweep")
+
+	// An entry the ledger cannot read might list any chunk: no more sweeping.
+	_, err = topo.Manifest.Put(ctx, "ds.unreadable", []byte{0xc1})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.unreadable
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err = c.sweep(ctx, time.Now().Add(time.Minute))
+	require.ErrorContains(t, err, "not sweeping")
+	_, err = topo.Chunks.GetInfo(ctx, recent)
+	require.NoError(t, err)
 }
 
 // checkSwept loads the ledger as a restarted member does, sweeps with every
