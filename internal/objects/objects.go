@@ -94,12 +94,13 @@ func (s *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Read
 	id := nuid.Next()
 	chunkSubject := "$O." + s.bucket + ".C." + id
 	var acks []jetstream.PubAckFuture
+	answered := 0 // acks[:answered] are received: their channels are spent
 	fail := func(err error) error {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		// Chunks still on their way would land after the purge: wait for
 		// every publish to be answered first.
-		for _, ack := range acks {
+		for _, ack := range acks[answered:] {
 			select {
 			case <-ack.Ok():
 			case <-ack.Err():
@@ -135,10 +136,12 @@ func (s *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Read
 		select {
 		case <-ack.Ok():
 		case err := <-ack.Err():
+			answered++
 			return fail(err)
 		case <-ctx.Done():
 			return fail(ctx.Err())
 		}
+		answered++
 	}
 	meta.Opts = &jetstream.ObjectMetaOptions{ChunkSize: ChunkSize}
 	info := jetstream.ObjectInfo{ObjectMeta: meta, Bucket: s.bucket, NUID: id, Size: uint64(n), Chunks: uint32(len(acks)), Digest: digest}

@@ -67,3 +67,25 @@ func TestPutNew(t *testing.T) {
 
 	require.ErrorContains(t, st.PutNew(ctx, jetstream.ObjectMeta{Name: "bad"}, bytes.NewReader(nil), 0, "zz"), "not a hex sha-256")
 }
+
+// A store refusing some chunks (it is full) fails the write, and the
+// chunks it took are purged: none is left behind.
+func TestPutNewRefused(t *testing.T) {
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "small", MaxBytes: 3 * objects.ChunkSize})
+	require.NoError(t, err)
+	st, err := objects.Open(ctx, js, "small")
+	require.NoError(t, err)
+	data := bytes.Repeat([]byte("y"), 6*objects.ChunkSize)
+	sum := sha256.Sum256(data)
+	err = st.PutNew(ctx, jetstream.ObjectMeta{Name: "big"}, bytes.NewReader(data), int64(len(data)), hex.EncodeToString(sum[:]))
+	require.ErrorContains(t, err, "store big")
+	s, err := js.Stream(ctx, "OBJ_small")
+	require.NoError(t, err)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs, "the chunks the store took are purged")
+}
