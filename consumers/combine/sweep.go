@@ -40,7 +40,7 @@ func (c *Combiner) sweepLoop(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			c.cfg.Logger.Warn("sweep chunk objects", "deleted", n, "err", err)
 		case n > 0:
-			c.cfg.Logger.Info("deleted chunk objects no manifest entry lists", "deleted", n, "older than", orphanAge)
+			c.cfg.Logger.Info("deleted chunk objects no manifest entry lists", "deleted", n, "min_age", orphanAge)
 		}
 		t.Reset(sweepEvery)
 	}
