@@ -51,6 +51,7 @@ func TestBackpressureToProducers(t *testing.T) {
 	require.Eventually(t, held, 15*time.Second, 50*time.Millisecond, "state: %+v", st)
 	time.Sleep(500 * time.Millisecond)
 	rssHeld := a.rss(t)
+	hitsHeld := src.hits.Load()
 
 	// Ten times the backlog: the stages still hold only their windows.
 	for k := first; k < n; k += 100 {
@@ -70,6 +71,7 @@ func TestBackpressureToProducers(t *testing.T) {
 	// The stages still hold at their windows, and memory has not grown with the backlog.
 	time.Sleep(2 * time.Second) // long enough for retries, were any made
 	require.True(t, held(), "state: %+v", st)
+	require.Equal(t, hitsHeld, src.hits.Load(), "a held source was downloaded again")
 	rssBacklog := a.rss(t)
 	t.Logf("RSS holding %d sources: %.1f MiB; holding %d: %.1f MiB", first, float64(rssHeld)/(1<<20), n, float64(rssBacklog)/(1<<20))
 	require.Less(t, rssBacklog, rssHeld+16<<20, "memory grew with the backlog")

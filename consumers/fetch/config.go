@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"time"
@@ -86,6 +87,9 @@ type Config struct {
 	// UserAgent is sent with every request unless the source names its own.
 	// Default "trainfeed/0.1".
 	UserAgent string
+	// Logger receives a warning when a fetched body waits for room in a full
+	// fetched stream. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Validate reports settings that cannot work: negative sizes, limits or
@@ -151,6 +155,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxConnsPerHost, defaultMaxConnsPerHost)
 	c.MaxConnsPerHost = max(c.MaxConnsPerHost, c.MaxPerHost)
 	setDefault(&c.UserAgent, defaultUserAgent)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c
 }
 

@@ -181,9 +181,16 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	subject := topology.Subject(topology.SubjectFetched, src.Dataset)
-	rctx, cancel = context.WithTimeout(ctx, requestTimeout)
-	_, err = h.js.Publish(rctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id)))
-	cancel()
+	// While the fetched stream is full the body stays in hand: publishing
+	// is tried again, the download is not.
+	err = runner.WhileFull(ctx, func() error {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		_, err := h.js.Publish(rctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id)))
+		return err
+	}, func(err error) {
+		h.cfg.Logger.Warn("fetched stream full, holding the body", "dataset", src.Dataset, "source", id, "url", disp, "err", err)
+	})
 	if err != nil {
 		return fmt.Errorf("fetch %s: publish to %s: %w", disp, subject, err)
 	}

@@ -308,38 +308,23 @@ func (p *publisher) send(pp *pendingPublish) error {
 	return nil
 }
 
-// Waits for a full records stream: the first after fullWaitMin, doubling
-// up to fullWaitMax.
-const (
-	fullWaitMin = 250 * time.Millisecond
-	fullWaitMax = 2 * time.Second
-)
-
 // await waits for pp's acknowledgement. When the records stream is full it
 // publishes the batch again after a while, until combine has made room or
 // ctx ends: the source holds its place (the runner keeps its message in
 // progress) instead of failing and being parsed again from the start.
 func (p *publisher) await(ctx context.Context, pp pendingPublish) error {
-	wait := fullWaitMin
-	for logged := false; ; {
-		err := waitAck(ctx, pp.ack)
-		if err == nil || !topology.IsFull(err) {
-			return err
+	resend := false
+	return runner.WhileFull(ctx, func() error {
+		if resend {
+			if err := p.send(&pp); err != nil {
+				return err
+			}
 		}
-		if !logged {
-			p.log.Warn("records stream full, waiting for room", "part", pp.part)
-			logged = true
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		wait = min(2*wait, fullWaitMax)
-		if err := p.send(&pp); err != nil {
-			return err
-		}
-	}
+		resend = true
+		return waitAck(ctx, pp.ack)
+	}, func(error) {
+		p.log.Warn("records stream full, waiting for room", "part", pp.part)
+	})
 }
 
 // split cuts b in two halves of its rows; only the second keeps Last.

@@ -83,6 +83,9 @@ func New(t *topology.Topology, cfg Config) (*Stages, error) {
 		return nil
 	}
 	if all || want[topology.ConsumerFetch] {
+		if cfg.Fetch.Logger == nil {
+			cfg.Fetch.Logger = cfg.Logger
+		}
 		h, err := fetch.New(t.JS, t.Bodies, t.Cache, cfg.Fetch)
 		if err != nil {
 			return nil, err

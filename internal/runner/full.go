@@ -1,0 +1,41 @@
+package runner
+
+import (
+	"context"
+	"time"
+
+	"github.com/trainfeed/trainfeed/internal/topology"
+)
+
+// Waits between tries of WhileFull: the first after fullWaitMin, doubling
+// up to fullWaitMax.
+const (
+	fullWaitMin = 250 * time.Millisecond
+	fullWaitMax = 2 * time.Second
+)
+
+// WhileFull calls try until it succeeds or fails with anything but a full
+// stream (topology.IsFull), waiting between tries. A handler publishing into
+// a full stream uses it to keep what it has done so far — a downloaded body,
+// a parsed batch — until the stream has room, instead of failing and doing
+// it all again. full, if not nil, is called once, at the first full stream.
+// When ctx ends during a wait, WhileFull returns the full stream's error:
+// the runner then holds the message, or hands it back when it is stopping.
+func WhileFull(ctx context.Context, try func() error, full func(err error)) error {
+	wait := fullWaitMin
+	for first := true; ; first = false {
+		err := try()
+		if err == nil || !topology.IsFull(err) {
+			return err
+		}
+		if first && full != nil {
+			full(err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return err
+		}
+		wait = min(2*wait, fullWaitMax)
+	}
+}
