@@ -48,6 +48,7 @@ type Source struct {
 type Publisher struct {
 	js      jetstream.JetStream
 	dataset string
+	scope   string // see Scoped
 }
 
 // NewPublisher returns a publisher whose sources default to dataset (empty:
@@ -60,6 +61,18 @@ func NewPublisher(js jetstream.JetStream, dataset string) (*Publisher, error) {
 		return nil, fmt.Errorf("publisher: invalid dataset name %q: use 1-64 letters, digits, '_' or '-'", dataset)
 	}
 	return &Publisher{js: js, dataset: dataset}, nil
+}
+
+// Scoped returns a publisher like p whose publishing of an ID is a no-op
+// only within scope: the same ID published again in another scope is
+// stored, and fetched, again. trainfeed run scopes each run so that running
+// a file again revalidates every source — unchanged bodies add nothing
+// (same ids), changed ones are added — while a publish it retries is still
+// stored once.
+func (p *Publisher) Scoped(scope string) *Publisher {
+	q := *p
+	q.scope = scope
+	return &q
 }
 
 // Publish stores src in the sources stream and returns it with its ID and
@@ -84,8 +97,11 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	if err != nil {
 		return src, err
 	}
-	_, err = p.js.Publish(ctx, topology.Subject(topology.SubjectSources, src.Dataset), data,
-		jetstream.WithMsgID("source/"+src.ID))
+	msgID := "source/" + src.ID
+	if p.scope != "" {
+		msgID = "source/" + p.scope + "/" + src.ID
+	}
+	_, err = p.js.Publish(ctx, topology.Subject(topology.SubjectSources, src.Dataset), data, jetstream.WithMsgID(msgID))
 	if err != nil {
 		if topology.IsFull(err) {
 			return src, fmt.Errorf("publish %s: %w: %w", src.URL, ErrFull, err)

@@ -200,3 +200,50 @@ func TestJobSameBodyUnderAnotherID(t *testing.T) {
 	}
 	require.EqualValues(t, 5*rows, m.Records)
 }
+
+// TestJobRerunAddsAChangedBody runs the same sources twice in a row, well
+// within JetStream's 2-minute duplicate window, with one body changed in
+// between: the rerun fetches every source again, adds the changed body's
+// records and nothing else, and says the other two were already there.
+func TestJobRerunAddsAChangedBody(t *testing.T) {
+	var version atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		if _, err := fmt.Sscanf(r.URL.Path, "/src/%d.csv", &n); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		first, rows := 10*n, 5
+		if n == 1 && version.Load() == 1 {
+			first, rows = 1000, 6
+		}
+		fmt.Fprintln(w, "id")
+		for i := range rows {
+			fmt.Fprintln(w, first+i)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	for run, want := range []struct{ existing, records, inDataset int }{
+		{0, 15, 15},
+		{2, 16, 21}, // source 1 changed: 6 new records
+		{3, 16, 21},
+	} {
+		if run == 1 {
+			version.Store(1)
+		}
+		sum, err := newJob(t, out, chunk.JSONL).Run(ctx, entries(t, srv.URL, 3))
+		require.NoError(t, err, "run %d", run)
+		require.Equal(t, 3, sum.OK, "run %d", run)
+		require.Equal(t, want.existing, sum.Existing, "run %d", run)
+		require.EqualValues(t, want.records, sum.Records, "run %d", run)
+		ids, _ := datasettest.ReadAll(t, out, "ds")
+		require.Len(t, ids, want.inDataset, "run %d", run)
+		for id, n := range ids {
+			require.Equal(t, 1, n, "run %d: id %d", run, id)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/trainfeed/trainfeed/internal/embedded"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
@@ -75,9 +76,12 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 	if err != nil {
 		return Summary{}, err
 	}
+	// Every run fetches its sources again: a body that changed since an
+	// earlier run is added, however soon after it this one starts.
+	pub = pub.Scoped(nuid.Next())
 
 	// Sources get IDs stable across runs of the same file, so a rerun (after
-	// a crash, say) adds nothing twice.
+	// a crash, say) adds no unchanged body twice.
 	tracked := make([]Tracked, 0, len(entries))
 	for i := range entries {
 		e := &entries[i]

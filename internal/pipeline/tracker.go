@@ -199,9 +199,6 @@ func (t *Tracker) onChunk(data []byte) {
 			p.last = part.Part
 		}
 		if p.complete() {
-			if own := t.sources[part.SourceID]; own != nil && (own.recordsAs == "" || own.recordsAs == own.ID) {
-				t.settle(own, p)
-			}
 			for _, w := range t.waiting[part.SourceID] {
 				t.settle(w, p)
 			}
@@ -210,11 +207,12 @@ func (t *Tracker) onChunk(data []byte) {
 	}
 }
 
-// onOutcome learns the id a tracked source's records go under. A source is
-// followed by its own id until its outcome names another: then by that id
-// alone. (A source finished by its own parts from an earlier run before its
-// outcome arrives stays finished: its publish may have been a duplicate that
-// is never fetched, so the tracker cannot wait for an outcome.)
+// onOutcome learns the id a tracked source's records go under in this run:
+// its own, or that of the first source to deliver the same body. The
+// source is done once that id's parts are all committed — in this run, or
+// in an earlier one when the body is unchanged. Every tracked source is
+// fetched in this run (its publish is scoped to the run), so every one
+// gets an outcome or a dead letter.
 func (t *Tracker) onOutcome(key string, value []byte) {
 	var o fetch.Outcome
 	if json.Unmarshal(value, &o) != nil || o.RecordsAs == "" {
@@ -227,9 +225,6 @@ func (t *Tracker) onOutcome(key string, value []byte) {
 		return
 	}
 	p.recordsAs = o.RecordsAs
-	if o.RecordsAs == p.ID {
-		return // followed by its own id, as sources without an outcome are
-	}
 	if dl, ok := t.dead[o.RecordsAs]; ok {
 		t.fail(p, dl)
 		return
