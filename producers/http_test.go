@@ -96,6 +96,7 @@ func TestHTTPHandlerRefusesBadInput(t *testing.T) {
 		{"not json", "/v1/sources", "url=https://x/a.csv", "not JSON"},
 		{"no url", "/v1/sources", `{"id": "a"}`, "source: no url"},
 		{"bad url in array", "/v1/sources", `[{"url": "https://x/a.csv"}, {"url": "https://x/a b"}]`, "source 1: not a URL or path"},
+		{"unsupported scheme", "/v1/sources", `{"url": "ftp://x/a.csv"}`, `unsupported scheme "ftp"`},
 		{"unknown key", "/v1/sources", `{"url": "https://x/a.csv", "formt": "csv"}`, `unknown field "formt"`},
 		{"bad dataset", "/v1/sources", `{"url": "https://x/a.csv", "dataset": "a.b"}`, `dataset "a.b"`},
 		{"bad query dataset", "/v1/sources?dataset=a*b", `{"url": "https://x/a.csv"}`, `dataset "a*b"`},

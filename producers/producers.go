@@ -87,6 +87,9 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	if src.URL == "" {
 		return src, errors.New("publish: source has no url")
 	}
+	if err := checkURL(src.URL); err != nil {
+		return src, fmt.Errorf("publish: %w", err)
+	}
 	if src.ID == "" {
 		src.ID = nuid.Next()
 	}

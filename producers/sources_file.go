@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"unicode"
 )
@@ -84,14 +85,30 @@ func parseLine(text string) (Source, error) {
 	return Source{URL: text}, nil
 }
 
-// checkURL refuses text that cannot be a URL or a path: spaces, control
-// characters, or a URL that does not parse.
+// checkURL refuses text the fetch stage cannot fetch, as it reads it:
+// spaces, control characters, a URL that does not parse, a scheme other
+// than http, https and file, an http(s) URL without a host. A path (no
+// scheme) is checked by the fetch stage, against its root.
 func checkURL(s string) error {
 	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return fmt.Errorf("not a URL or path: %q contains spaces or control characters", s)
 	}
-	if _, err := url.Parse(s); err != nil {
+	if !strings.Contains(s, "://") && (filepath.IsAbs(s) || strings.HasPrefix(s, ".")) {
+		return nil // a path
+	}
+	u, err := url.Parse(s)
+	if err != nil {
 		return fmt.Errorf("not a URL or path: %w", err)
 	}
-	return nil
+	switch u.Scheme {
+	case "", "file":
+		return nil
+	case "http", "https":
+		if u.Host == "" {
+			return fmt.Errorf("not a URL or path: %q has no host", s)
+		}
+		return nil
+	default:
+		return fmt.Errorf("not a URL or path: unsupported scheme %q (want http, https or file)", u.Scheme)
+	}
 }
