@@ -183,6 +183,9 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 		return 0, err
 	}
 	defer in.close()
+	if kind := markup(in.buf); kind != "" {
+		return 0, &ParseError{Line: 1, Err: fmt.Errorf("the body is %s, not CSV, TSV or JSON: is the URL a web page about the data rather than the data?", kind)}
+	}
 	switch format {
 	case "":
 		format = sniff(in.buf)
@@ -276,6 +279,22 @@ func formatFromContentType(contentType string) string {
 		return FormatJSONL
 	case "application/json", "text/json":
 		return FormatJSON
+	}
+	return ""
+}
+
+// markup names the kind of document the buffered start of the input is
+// when it is an HTML page or XML — what a URL to a page about a dataset
+// (a repository's file view, a login page, an error page) gives — or "".
+// Whatever the format hint says, such a body is not data trainfeed reads.
+func markup(br *bufio.Reader) string {
+	head, _ := br.Peek(256)
+	rest := strings.ToLower(strings.TrimLeft(string(head), " \t\r\n"))
+	switch {
+	case strings.HasPrefix(rest, "<!doctype html"), strings.HasPrefix(rest, "<html"):
+		return "an HTML page"
+	case strings.HasPrefix(rest, "<?xml"):
+		return "XML"
 	}
 	return ""
 }

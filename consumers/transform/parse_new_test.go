@@ -464,3 +464,29 @@ func TestParseContextCancelledStopsEarly(t *testing.T) {
 	_, err := Parse(ctx, strings.NewReader("a\n1\n"), ParseOptions{}, func(*Batch) error { return nil })
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// A web page or XML document is refused whatever the format hint says: a
+// URL to a page about a dataset gives HTML, not data.
+func TestParseRefusesMarkup(t *testing.T) {
+	tests := []struct {
+		name, input, format, want string
+	}{
+		{name: "html page", input: "<!DOCTYPE html>\n<html><body><p>a, b</p></body></html>\n", want: "an HTML page"},
+		{name: "html with a csv hint", input: "\n  <html lang=\"en\">\n<p>id,name</p>\n", format: "csv", want: "an HTML page"},
+		{name: "gzipped html", input: string(gzipped(t, []byte("<!doctype html><html></html>"))), format: "jsonl", want: "an HTML page"},
+		{name: "xml", input: "<?xml version=\"1.0\"?><rows><row id=\"1\"/></rows>", want: "XML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format})
+			var pe *ParseError
+			require.ErrorAs(t, err, &pe)
+			require.ErrorContains(t, err, tt.want)
+			require.ErrorContains(t, err, "not CSV, TSV or JSON")
+		})
+	}
+	// Data that merely mentions markup is data.
+	_, n, err := parseAll(t, []byte("html,xml\n<html>,<?xml\n"), ParseOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+}
