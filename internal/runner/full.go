@@ -7,6 +7,10 @@ import (
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
+// stoppingKey is the context key of the channel that closes when the runner
+// running a handler starts to stop.
+type stoppingKey struct{}
+
 // Waits between tries of WhileFull: the first after fullWaitMin, doubling
 // up to fullWaitMax.
 const (
@@ -19,9 +23,11 @@ const (
 // a full stream uses it to keep what it has done so far — a downloaded body,
 // a parsed batch — until the stream has room, instead of failing and doing
 // it all again. full, if not nil, is called once, at the first full stream.
-// When ctx ends during a wait, WhileFull returns the full stream's error:
-// the runner then holds the message, or hands it back when it is stopping.
+// When ctx ends during a wait, or the runner handling the message starts
+// to stop, WhileFull returns the full stream's error: the runner then holds
+// the message, or hands it back at once when it is stopping.
 func WhileFull(ctx context.Context, try func() error, full func(err error)) error {
+	stopping, _ := ctx.Value(stoppingKey{}).(<-chan struct{}) // nil: never
 	wait := fullWaitMin
 	for first := true; ; first = false {
 		err := try()
@@ -34,6 +40,8 @@ func WhileFull(ctx context.Context, try func() error, full func(err error)) erro
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+			return err
+		case <-stopping:
 			return err
 		}
 		wait = min(2*wait, fullWaitMax)

@@ -68,33 +68,50 @@ func TestRunnerHoldsWhileDownstreamFull(t *testing.T) {
 	}, 15*time.Second, 10*time.Millisecond)
 }
 
-// A runner stopping while it holds a message hands it back at once.
+// A runner stopping while it holds a message hands it back at once, whether
+// it holds the message itself or its handler holds it with WhileFull.
 func TestRunnerHandsBackHeldOnStop(t *testing.T) {
-	r := newRig(t, 4, 30*time.Second, 5)
-	ctx := context.Background()
-	_, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: "DOWN", Subjects: []string{"down.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
-	})
-	require.NoError(t, err)
-	_, err = r.js.Publish(ctx, "down.x", []byte("filler"))
-	require.NoError(t, err)
-	held := make(chan struct{}, 1)
-	run, stop := r.start(t, runner.HandlerFunc(func(ctx context.Context, m *runner.Msg) error {
-		_, err := r.js.Publish(ctx, "down.x", m.Data)
-		select {
-		case held <- struct{}{}:
-		default:
-		}
-		return err
-	}), runner.Config{})
-	r.publish(t, 1)
-	<-held
-	start := time.Now()
-	stop()
-	require.Less(t, time.Since(start), 2*time.Second, "a held message must not wait for the grace period")
-	require.GreaterOrEqual(t, run.Stats().HandedBack.Load(), int64(1))
-	require.Zero(t, run.Stats().Retried.Load())
-	r.requireHandedBack(t, 1)
+	for _, tt := range []struct {
+		name      string
+		whileFull bool
+	}{
+		{name: "runner holds"},
+		{name: "handler holds", whileFull: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, 4, 30*time.Second, 5)
+			ctx := context.Background()
+			_, err := r.js.CreateStream(ctx, jetstream.StreamConfig{
+				Name: "DOWN", Subjects: []string{"down.>"}, MaxMsgs: 1, Discard: jetstream.DiscardNew,
+			})
+			require.NoError(t, err)
+			_, err = r.js.Publish(ctx, "down.x", []byte("filler"))
+			require.NoError(t, err)
+			held := make(chan struct{}, 1)
+			publish := func(ctx context.Context, m *runner.Msg) error {
+				_, err := r.js.Publish(ctx, "down.x", m.Data)
+				select {
+				case held <- struct{}{}:
+				default:
+				}
+				return err
+			}
+			run, stop := r.start(t, runner.HandlerFunc(func(ctx context.Context, m *runner.Msg) error {
+				if tt.whileFull {
+					return runner.WhileFull(ctx, func() error { return publish(ctx, m) }, nil)
+				}
+				return publish(ctx, m)
+			}), runner.Config{})
+			r.publish(t, 1)
+			<-held
+			start := time.Now()
+			stop()
+			require.Less(t, time.Since(start), 2*time.Second, "a held message must not wait for the grace period")
+			require.GreaterOrEqual(t, run.Stats().HandedBack.Load(), int64(1))
+			require.Zero(t, run.Stats().Retried.Load())
+			r.requireHandedBack(t, 1)
+		})
+	}
 }
 
 func TestIsFull(t *testing.T) {

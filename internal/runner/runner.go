@@ -186,8 +186,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	var itMu sync.Mutex // guards it against the watcher's Drain
 
-	// Handlers run on hctx, which outlives ctx by the grace period.
-	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Handlers run on hctx, which outlives ctx by the grace period; it
+	// carries ctx's end for WhileFull, which hands back rather than waits.
+	hctx, hcancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), stoppingKey{}, ctx.Done()))
 	defer hcancel()
 	workersDone := make(chan struct{})
 	var watcher sync.WaitGroup
