@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,9 +35,7 @@ type LargeServer struct {
 
 	header, block []byte
 	blocks        int64
-	srv           *http.Server
-	served        chan struct{}
-	serveErr      error
+	srv           *serving
 }
 
 // StartLargeServer serves a source of at least size bytes until Close.
@@ -56,31 +53,20 @@ func StartLargeServer(ctx context.Context, size int64) (*LargeServer, error) {
 		URL:    "http://" + ln.Addr().String(),
 		header: header,
 		block:  src[len(header):],
-		served: make(chan struct{}),
 	}
 	s.blocks = max(1, (size-int64(len(header))+int64(len(s.block))-1)/int64(len(s.block)))
 	s.Rows = s.blocks * largeBlockRows
 	s.Bytes = int64(len(header)) + s.blocks*int64(len(s.block))
-	s.srv = &http.Server{
+	s.srv = serve(&http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	go func() {
-		defer close(s.served)
-		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = err
-		}
-	}()
+	}, ln)
 	return s, nil
 }
 
 // Close stops the server, closing every connection, and waits for it.
-func (s *LargeServer) Close() error {
-	err := s.srv.Close()
-	<-s.served
-	return errors.Join(err, s.serveErr)
-}
+func (s *LargeServer) Close() error { return s.srv.Close() }
 
 // ServeHTTP answers GET and HEAD LargePath.
 func (s *LargeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -34,9 +33,7 @@ type Server struct {
 	URL string
 
 	cfg      Config
-	srv      *http.Server
-	served   chan struct{} // closed when Serve returns
-	serveErr error
+	srv      *serving
 	cache    []atomic.Pointer[[]byte]
 	cached   atomic.Int64 // bytes in cache
 	requests atomic.Int64
@@ -58,33 +55,22 @@ func StartServer(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("bench: server: %w", err)
 	}
 	s := &Server{
-		URL:    "http://" + ln.Addr().String(),
-		cfg:    cfg,
-		served: make(chan struct{}),
-		cache:  make([]atomic.Pointer[[]byte], cfg.Sources),
+		URL:   "http://" + ln.Addr().String(),
+		cfg:   cfg,
+		cache: make([]atomic.Pointer[[]byte], cfg.Sources),
 	}
-	s.srv = &http.Server{
+	s.srv = serve(&http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	go func() {
-		defer close(s.served)
-		if err := s.srv.Serve(newLimitListener(ln, maxConns)); !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = err
-		}
-	}()
+	}, newLimitListener(ln, maxConns))
 	return s, nil
 }
 
 // Close stops the server, closing every connection, and waits for it.
-func (s *Server) Close() error {
-	err := s.srv.Close()
-	<-s.served
-	return errors.Join(err, s.serveErr)
-}
+func (s *Server) Close() error { return s.srv.Close() }
 
 // Requests returns how many source requests the server has answered.
 func (s *Server) Requests() int64 { return s.requests.Load() }
