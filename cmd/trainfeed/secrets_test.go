@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/internal/natstest"
 )
 
 // authServer starts a JetStream server that requires the token, or the
@@ -22,12 +24,7 @@ func authServer(t *testing.T, token, password string) string {
 	if password != "" {
 		opts.Users = []*server.User{{Username: "alice", Password: password}}
 	}
-	ns, err := server.NewServer(opts)
-	require.NoError(t, err)
-	go ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+	return natstest.ServerWith(t, opts).ClientURL()
 }
 
 // Tokens and passwords, right or wrong, in flags, URLs or the environment,
@@ -88,20 +85,15 @@ func TestSecretsNotLoggedOnReconnect(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	start := func() *server.Server {
-		ns, err := server.NewServer(&server.Options{Host: host, Port: portN, JetStream: true, StoreDir: dir,
+		return natstest.ServerWith(t, &server.Options{Host: host, Port: portN, JetStream: true, StoreDir: dir,
 			NoSigs: true, NoLog: true, Authorization: token})
-		require.NoError(t, err)
-		go ns.Start()
-		require.True(t, ns.ReadyForConnections(10*time.Second))
-		return ns
 	}
 	ns := start()
 	m := startProc(t, "fetch", nil, "--log-level", "debug", "fetch", "--nats", "nats://"+token+"@"+port)
 	m.waitOutput(t, "member of consumer", 20*time.Second)
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	ns = start()
-	t.Cleanup(ns.Shutdown)
+	start()
 	m.waitOutput(t, "nats reconnected", 20*time.Second)
 	assert.Equal(t, 0, m.stop(10*time.Second))
 	assert.NotContains(t, m.out.String(), token)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
+	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
@@ -51,12 +52,7 @@ func docServer(t *testing.T) string {
 	require.NoError(t, err, "the configuration in docs/security.md")
 	opts.Host, opts.Port, opts.StoreDir = "127.0.0.1", -1, t.TempDir()
 	opts.NoSigs, opts.NoLog = true, true
-	ns, err := server.NewServer(opts)
-	require.NoError(t, err)
-	go ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second))
-	t.Cleanup(ns.Shutdown)
-	return ns.ClientURL()
+	return natstest.ServerWith(t, opts).ClientURL()
 }
 
 // as returns the environment that makes trainfeed connect as user.

@@ -23,10 +23,18 @@ func Server(tb testing.TB) *server.Server {
 // test can restart a server on the same store.
 func ServerAt(tb testing.TB, dir string, port int) *server.Server {
 	tb.Helper()
-	ns, err := server.NewServer(&server.Options{
+	return ServerWith(tb, &server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
 		MaxPayload: 2 << 20,
 	})
+}
+
+// ServerWith starts a server with opts (authorization, accounts, a
+// configuration file's), waits until it is ready, and stops it when the test
+// ends.
+func ServerWith(tb testing.TB, opts *server.Options) *server.Server {
+	tb.Helper()
+	ns, err := server.NewServer(opts)
 	require.NoError(tb, err)
 	go ns.Start()
 	require.True(tb, ns.ReadyForConnections(10*time.Second), "nats-server not ready")
