@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/trainfeed/trainfeed/internal/bench"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/datasettest"
 )
 
 func TestMain(m *testing.M) {
@@ -116,30 +116,9 @@ func readIDs(t *testing.T, file string, f chunk.Format) []int64 {
 		}
 		require.NoError(t, sc.Err())
 	case chunk.Parquet:
-		fh, err := os.Open(file)
+		data, err := os.ReadFile(file)
 		require.NoError(t, err)
-		defer fh.Close()
-		fi, err := fh.Stat()
-		require.NoError(t, err)
-		pf, err := parquet.OpenFile(fh, fi.Size())
-		require.NoError(t, err)
-		col, ok := pf.Schema().Lookup("id")
-		require.True(t, ok, "id column")
-		for _, rg := range pf.RowGroups() {
-			rows := rg.Rows()
-			buf := make([]parquet.Row, 128)
-			for {
-				n, err := rows.ReadRows(buf)
-				for _, r := range buf[:n] {
-					ids = append(ids, r[col.ColumnIndex].Int64())
-				}
-				if err == io.EOF {
-					break
-				}
-				require.NoError(t, err)
-			}
-			require.NoError(t, rows.Close())
-		}
+		ids = datasettest.ParquetIDs(t, data, file)
 	}
 	return ids
 }
