@@ -109,26 +109,32 @@ func runW2(cmd *cobra.Command, w benchWorkloadFlags, f chunk.Format, chunkRecord
 		url, srv.Bytes, srv.Rows, f, chunkRecords, runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	common := []string{"--format", string(f), "--chunk-records", strconv.Itoa(chunkRecords)}
 
+	// check checks that a way's run stored every record, and logs it.
+	check := func(way string, r childResult) error {
+		if r.Records != srv.Rows {
+			return fmt.Errorf("w2 %s: %d records, want %d: %w", way, r.Records, srv.Rows, bench.ErrRecords)
+		}
+		fmt.Fprintf(log, "w2 %-9s %8.3fs  %d records, max RSS %d MB\n", way, r.Elapsed.Seconds(), r.Records, r.MaxRSS>>20)
+		return nil
+	}
 	raw, err := w2Raw(cmd, url, common)
+	if err == nil {
+		err = check("raw loop", raw)
+	}
 	if err != nil {
 		return err
 	}
-	if raw.Records != srv.Rows {
-		return fmt.Errorf("w2 raw loop: %d records, want %d: %w", raw.Records, srv.Rows, bench.ErrRecords)
-	}
-	fmt.Fprintf(log, "w2 raw loop  %8.3fs  %d records, max RSS %d MB\n", raw.Elapsed.Seconds(), raw.Records, raw.MaxRSS>>20)
 	tfArgs := common
 	if cpuProfile != "" {
 		tfArgs = append(slices.Clone(common), "--cpuprofile", cpuProfile)
 	}
 	tf, err := w2Trainfeed(cmd, url, tfArgs)
+	if err == nil {
+		err = check("trainfeed", tf)
+	}
 	if err != nil {
 		return err
 	}
-	if tf.Records != srv.Rows {
-		return fmt.Errorf("w2 trainfeed: %d records, want %d: %w", tf.Records, srv.Rows, bench.ErrRecords)
-	}
-	fmt.Fprintf(log, "w2 trainfeed %8.3fs  %d records, max RSS %d MB\n", tf.Elapsed.Seconds(), tf.Records, tf.MaxRSS>>20)
 
 	mbps := func(d time.Duration) float64 { return float64(srv.Bytes) / 1e6 / d.Seconds() }
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
