@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -115,6 +116,18 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench: rows %d must be positive", c.Rows)
 	}
 	return nil
+}
+
+// makeDirs creates the folders of trainfeed's way under c.Dir: its
+// JetStream store, its output and the root of its local files.
+func (c Config) makeDirs() (store, out, root string, err error) {
+	store, out, root = filepath.Join(c.Dir, "store"), filepath.Join(c.Dir, "out"), filepath.Join(c.Dir, "root")
+	for _, dir := range []string{store, out, root} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return "", "", "", err
+		}
+	}
+	return store, out, root, nil
 }
 
 // validateWorkload reports settings a workload cannot run with.

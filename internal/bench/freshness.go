@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -79,11 +77,9 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (FreshnessResult, error
 	if err := cfg.validateWorkload(); err != nil {
 		return FreshnessResult{}, err
 	}
-	store, out, root := filepath.Join(cfg.Dir, "store"), filepath.Join(cfg.Dir, "out"), filepath.Join(cfg.Dir, "root")
-	for _, dir := range []string{store, out, root} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return FreshnessResult{}, fmt.Errorf("freshness: %w", err)
-		}
+	store, out, root, err := cfg.makeDirs()
+	if err != nil {
+		return FreshnessResult{}, fmt.Errorf("freshness: %w", err)
 	}
 	srv, err := embedded.Start(embedded.Config{StoreDir: store})
 	if err != nil {

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,11 +25,9 @@ func Trainfeed(ctx context.Context, cfg Config) (Result, error) {
 	if err := cfg.validateWorkload(); err != nil {
 		return Result{}, err
 	}
-	store, out, root := filepath.Join(cfg.Dir, "store"), filepath.Join(cfg.Dir, "out"), filepath.Join(cfg.Dir, "root")
-	for _, dir := range []string{store, out, root} {
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return Result{}, fmt.Errorf("trainfeed: %w", err)
-		}
+	store, out, root, err := cfg.makeDirs()
+	if err != nil {
+		return Result{}, fmt.Errorf("trainfeed: %w", err)
 	}
 	var list strings.Builder
 	for n := range cfg.Sources {
