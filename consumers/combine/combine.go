@@ -42,7 +42,7 @@ type Combiner struct {
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	chunks  jetstream.ObjectStore // nil: chunks are not uploaded
-	objects *objects.Lazy         // chunks, for PutNew
+	objects *objects.Lazy         // chunks, written by digest
 	cfg     Config
 	// failpoint is called after each commit step; tests use it to crash there.
 	failpoint func(step string)

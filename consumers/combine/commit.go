@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
-	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -143,22 +142,16 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 	defer f.Close()
 	ch.Object = objectName(ds.name, ch.SHA256+c.cfg.Format.Ext())
 	meta := jetstream.ObjectMeta{Name: ch.Object}
-	// Names are digests: a new name is written with the digest already
-	// computed (package objects); an old one (a commit tried again) with Put,
-	// which replaces its chunks.
+	// Names are digests: an old one is a commit tried again, whose chunks
+	// are replaced.
 	rctx, cancel := request(ctx)
 	_, err = c.chunks.GetInfo(rctx, ch.Object)
 	cancel()
-	switch {
-	case errors.Is(err, jetstream.ErrObjectNotFound):
-		var st *objects.Store
-		if st, err = c.objects.Store(ctx); err == nil {
-			err = st.PutNew(ctx, meta, f, ch.Bytes, ch.SHA256)
-		}
-	case err == nil:
-		_, err = c.chunks.Put(ctx, meta, f)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("upload chunk: %w", err)
 	}
-	if err != nil {
+	exists := err == nil
+	if err := c.objects.Put(ctx, meta, f, ch.Bytes, ch.SHA256, exists); err != nil {
 		return fmt.Errorf("upload chunk: %w", err)
 	}
 	return nil

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/runner"
 )
 
@@ -252,35 +251,6 @@ func (h *Handler) store(ctx context.Context, b *body, sp *spool) error {
 	if err != nil {
 		return err
 	}
-	if !exists {
-		return h.putNew(ctx, meta, b, r)
-	}
-	put, err := h.bodies.Put(ctx, meta, r) // replaces the old copy's chunks
-	if err != nil {
-		return fmt.Errorf("store %s: %w", name, err)
-	}
-	// The object store hashes what it read; a difference means the spool
-	// did not give back what it was given.
-	if put.Size != uint64(b.size) || put.Digest != digestValue(b.sha256) {
-		_ = h.bodies.Delete(ctx, name)
-		return fmt.Errorf("store %s: stored %d bytes with digest %s, want %d bytes with %s",
-			name, put.Size, put.Digest, b.size, digestValue(b.sha256))
-	}
-	return nil
-}
-
-// digestValue is the object store's form of a hex SHA-256 digest.
-func digestValue(hexSum string) string {
-	d, _ := objects.Digest(hexSum)
-	return d
-}
-
-// putNew stores a body whose name is not in the store, with the digest
-// computed while downloading (see package objects).
-func (h *Handler) putNew(ctx context.Context, meta jetstream.ObjectMeta, b *body, r io.Reader) error {
-	st, err := h.objects.Store(ctx)
-	if err != nil {
-		return err
-	}
-	return st.PutNew(ctx, meta, r, b.size, b.sha256)
+	// An old copy's chunks are replaced.
+	return h.objects.Put(ctx, meta, r, b.size, b.sha256, exists)
 }

@@ -51,7 +51,7 @@ const objectPrefix = "sha256/"
 type Handler struct {
 	js       jetstream.JetStream
 	bodies   jetstream.ObjectStore
-	objects  *objects.Lazy // bodies, for PutNew
+	objects  *objects.Lazy // bodies, written by digest
 	cache    jetstream.KeyValue
 	cfg      Config
 	root     string // Root made absolute; "" when local files are refused

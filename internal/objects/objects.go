@@ -71,6 +71,35 @@ func (l *Lazy) Store(ctx context.Context) (*Store, error) {
 	return l.st, nil
 }
 
+// Put stores size bytes read from r, whose SHA-256 is hexSum, as
+// meta.Name. A name not in the store (exists false) is written with
+// PutNew; one that is — an old copy to renew, a write tried again — with
+// ObjectStore.Put, which replaces its chunks, and what Put hashed is checked
+// against hexSum (the object is removed when they differ).
+func (l *Lazy) Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader, size int64, hexSum string, exists bool) error {
+	want, err := Digest(hexSum)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		st, err := l.Store(ctx)
+		if err != nil {
+			return err
+		}
+		return st.PutNew(ctx, meta, r, size, hexSum)
+	}
+	put, err := l.obs.Put(ctx, meta, r)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", meta.Name, err)
+	}
+	if put.Size != uint64(size) || put.Digest != want {
+		_ = l.obs.Delete(ctx, meta.Name)
+		return fmt.Errorf("store %s: stored %d bytes with digest %s, want %d bytes with %s",
+			meta.Name, put.Size, put.Digest, size, want)
+	}
+	return nil
+}
+
 // Digest is the object store's form of a hex SHA-256 digest:
 // "SHA-256=<base64url>".
 func Digest(hexSum string) (string, error) {

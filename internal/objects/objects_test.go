@@ -89,3 +89,32 @@ func TestPutNewRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, info.State.Msgs, "the chunks the store took are purged")
 }
+
+// Lazy.Put writes a new name with PutNew and replaces an existing one with
+// ObjectStore.Put, checking what Put hashed: bytes that are not what the
+// digest says are refused and removed.
+func TestLazyPut(t *testing.T) {
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "lazy"})
+	require.NoError(t, err)
+	l := objects.NewLazy(js, obs)
+	data := bytes.Repeat([]byte("z"), objects.ChunkSize+3)
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	meta := jetstream.ObjectMeta{Name: "obj/" + hexSum}
+	for _, exists := range []bool{false, true} {
+		require.NoError(t, l.Put(ctx, meta, bytes.NewReader(data), int64(len(data)), hexSum, exists), "exists %v", exists)
+		got, err := obs.GetBytes(ctx, meta.Name)
+		require.NoError(t, err)
+		require.Equal(t, data, got)
+	}
+
+	other := sha256.Sum256([]byte("other"))
+	err = l.Put(ctx, meta, bytes.NewReader(data), int64(len(data)), hex.EncodeToString(other[:]), true)
+	require.ErrorContains(t, err, "want")
+	_, err = obs.GetInfo(ctx, meta.Name)
+	require.ErrorIs(t, err, jetstream.ErrObjectNotFound)
+}
