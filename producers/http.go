@@ -32,18 +32,24 @@ type HTTPResponse struct {
 	Error string `json:"error,omitempty"`
 }
 
-// HTTPSource is a source as HTTPHandler reads and answers it.
+// HTTPSource is the JSON form of a Source: as HTTPHandler reads and answers
+// it, and as a sources file line gives it.
 type HTTPSource struct {
 	ID      string            `json:"id,omitempty"`
 	Dataset string            `json:"dataset,omitempty"`
 	URL     string            `json:"url"`
 	Format  string            `json:"format,omitempty"`
+	Records string            `json:"records,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
+}
+
+func (h HTTPSource) source() Source {
+	return Source{ID: h.ID, Dataset: h.Dataset, URL: h.URL, Format: h.Format, Records: h.Records, Headers: h.Headers}
 }
 
 // HTTPHandler returns the handler of POST /v1/sources: the body is one JSON
 // source object or an array of them, with the keys of a sources file line
-// (url, and optionally id, dataset, format, headers). Every source is
+// (url, and optionally id, dataset, format, records, headers). Every source is
 // checked before any is published; the query parameter dataset sets the
 // dataset of sources that name none (default: the publisher's).
 //
@@ -113,7 +119,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reply(w, http.StatusServiceUnavailable, resp)
 			return
 		}
-		resp.Sources = append(resp.Sources, HTTPSource{ID: got.ID, Dataset: got.Dataset, URL: got.URL, Format: got.Format})
+		resp.Sources = append(resp.Sources, HTTPSource{ID: got.ID, Dataset: got.Dataset, URL: got.URL, Format: got.Format, Records: got.Records})
 	}
 	reply(w, http.StatusAccepted, resp)
 }
@@ -153,6 +159,9 @@ func parseSources(body []byte, dataset string) ([]Source, error) {
 		if err := checkURL(it.URL); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
+		if err := wire.CheckRecords(it.Format, it.Records); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
 		if it.Dataset == "" {
 			it.Dataset = dataset
 		}
@@ -162,7 +171,7 @@ func parseSources(body []byte, dataset string) ([]Source, error) {
 		if len(it.ID) > maxIDLen || strings.IndexFunc(it.ID, unicode.IsControl) >= 0 {
 			return nil, fmt.Errorf("%s: id must be at most %d characters, none of them control characters", where, maxIDLen)
 		}
-		out[i] = Source{ID: it.ID, Dataset: it.Dataset, URL: it.URL, Format: it.Format, Headers: it.Headers}
+		out[i] = it.source()
 	}
 	return out, nil
 }

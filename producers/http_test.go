@@ -71,12 +71,13 @@ func TestHTTPHandlerPublishes(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, rec.Code)
 	require.Equal(t, []producers.HTTPSource{{ID: "a", Dataset: "web", URL: "https://example.com/a.csv", Format: "csv"}}, resp.Sources)
 
-	rec, resp = post(t, h, "/v1/sources?dataset=logs", `[{"url": "https://example.com/b.jsonl"}, {"url": "https://example.com/c.csv", "dataset": "other"}]`)
+	rec, resp = post(t, h, "/v1/sources?dataset=logs", `[{"url": "https://example.com/b.jsonl"}, {"url": "https://example.com/api", "dataset": "other", "records": "data"}]`)
 	require.Equal(t, http.StatusAccepted, rec.Code)
 	require.Len(t, resp.Sources, 2)
 	require.NotEmpty(t, resp.Sources[0].ID, "an id is made up when none is given")
 	require.Equal(t, "logs", resp.Sources[0].Dataset)
 	require.Equal(t, "other", resp.Sources[1].Dataset)
+	require.Equal(t, "data", resp.Sources[1].Records)
 
 	// The same id again is idempotent: JetStream drops the duplicate.
 	rec, _ = post(t, h, "/v1/sources", `{"url": "https://example.com/a.csv", "id": "a"}`)
@@ -86,6 +87,7 @@ func TestHTTPHandlerPublishes(t *testing.T) {
 	require.Len(t, got, 3)
 	require.Equal(t, map[string]string{"Authorization": "Bearer x"}, got[0].Headers)
 	require.Equal(t, "csv", got[0].Format)
+	require.Equal(t, "data", got[2].Records)
 }
 
 func TestHTTPHandlerRefusesBadInput(t *testing.T) {
@@ -103,6 +105,8 @@ func TestHTTPHandlerRefusesBadInput(t *testing.T) {
 		{"control in id", "/v1/sources", `{"url": "https://x/a.csv", "id": "a\nb"}`, "control characters"},
 		{"trailing text", "/v1/sources", `{"url": "https://x/a.csv"} {}`, "text after"},
 		{"empty array", "/v1/sources", `[]`, "empty array"},
+		{"bad records path", "/v1/sources", `{"url": "https://x/api", "records": "data..items"}`, `source: records path "data..items": empty key`},
+		{"records path of tsv", "/v1/sources", `{"url": "https://x/a", "format": "tsv", "records": "data"}`, "needs a JSON document"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec, resp := post(t, h, tt.target, tt.body)
@@ -140,4 +144,28 @@ func TestPipelineFull(t *testing.T) {
 	// A duplicate of a stored source is not "full": it was stored already.
 	_, err = pub.Publish(ctx, producers.Source{URL: "https://example.com/1.csv", ID: "1"})
 	require.NoError(t, err)
+}
+
+// Publish refuses what the fetch stage could only dead-letter.
+func TestPublishRefusesBadSources(t *testing.T) {
+	pub, js := pipeline(t, 0)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		src  producers.Source
+		want string
+	}{
+		{producers.Source{}, "no url"},
+		{producers.Source{URL: "ftp://x/a.csv"}, `unsupported scheme "ftp"`},
+		{producers.Source{URL: "https://x/a", Dataset: "a.b"}, "invalid dataset"},
+		{producers.Source{URL: "https://x/api", Records: "data..items"}, `records path "data..items": empty key`},
+		{producers.Source{URL: "https://x/api", Format: "jsonl", Records: "data"}, "needs a JSON document"},
+	} {
+		_, err := pub.Publish(ctx, tt.src)
+		require.ErrorContains(t, err, tt.want)
+	}
+	require.Empty(t, sourcesIn(t, js))
+	got, err := pub.Publish(ctx, producers.Source{URL: "https://x/api", Format: "json", Records: "data"})
+	require.NoError(t, err)
+	require.Equal(t, "data", got.Records)
+	require.Equal(t, "data", sourcesIn(t, js)[0].Records)
 }

@@ -38,8 +38,12 @@ type Source struct {
 	Dataset string
 	// URL is an http(s) URL, a file:// URL or a local path.
 	URL string
-	// Format is a hint: csv, tsv, jsonl. Empty: guessed from the URL and content.
+	// Format is a hint: csv, tsv, jsonl, json. Empty: guessed from the URL and content.
 	Format string
+	// Records is the path of keys to the array of records inside a JSON
+	// document, such as "data" or "data.items", for an API that wraps its
+	// records ({"data": [...], "next": ...}). Empty: the body is the records.
+	Records string
 	// Headers are sent with an HTTP request.
 	Headers map[string]string
 }
@@ -90,12 +94,15 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	if err := checkURL(src.URL); err != nil {
 		return src, fmt.Errorf("publish: %w", err)
 	}
+	if err := wire.CheckRecords(src.Format, src.Records); err != nil {
+		return src, fmt.Errorf("publish %s: %w", src.URL, err)
+	}
 	if src.ID == "" {
 		src.ID = nuid.Next()
 	}
 	data, err := wire.Encode(&wire.Source{
-		ID: src.ID, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Headers: src.Headers,
-		PublishedAt: time.Now().UTC(),
+		ID: src.ID, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Records: src.Records,
+		Headers: src.Headers, PublishedAt: time.Now().UTC(),
 	})
 	if err != nil {
 		return src, err

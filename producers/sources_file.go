@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Entry is one source line of a sources file: the source, or why the line is
@@ -22,20 +24,12 @@ type Entry struct {
 	Err    error
 }
 
-// jsonSource is the JSON form of a line.
-type jsonSource struct {
-	ID      string            `json:"id"`
-	Dataset string            `json:"dataset"`
-	URL     string            `json:"url"`
-	Format  string            `json:"format"`
-	Headers map[string]string `json:"headers"`
-}
-
 // ReadSources reads a sources file: one source per line, either a URL, a
-// local path, or a JSON object with url and optionally id, dataset, format and
-// headers. Blank lines and lines starting with '#' are skipped. A line that
-// is not a source is returned with its error, so one bad line costs nothing
-// else. The returned error is for reading r only.
+// local path, or a JSON object (HTTPSource) with url and optionally id,
+// dataset, format, records and headers. Blank lines and lines starting with
+// '#' are skipped. A line that is not a source is returned with its error,
+// so one bad line costs nothing else. The returned error is for reading r
+// only.
 func ReadSources(r io.Reader) ([]Entry, error) {
 	var out []Entry
 	sc := bufio.NewScanner(r)
@@ -62,7 +56,7 @@ func ReadSources(r io.Reader) ([]Entry, error) {
 
 func parseLine(text string) (Source, error) {
 	if strings.HasPrefix(text, "{") {
-		var js jsonSource
+		var js HTTPSource
 		dec := json.NewDecoder(bytes.NewReader([]byte(text)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&js); err != nil {
@@ -77,7 +71,10 @@ func parseLine(text string) (Source, error) {
 		if err := checkURL(js.URL); err != nil {
 			return Source{}, err
 		}
-		return Source{ID: js.ID, Dataset: js.Dataset, URL: js.URL, Format: js.Format, Headers: js.Headers}, nil
+		if err := wire.CheckRecords(js.Format, js.Records); err != nil {
+			return Source{}, err
+		}
+		return js.source(), nil
 	}
 	if err := checkURL(text); err != nil {
 		return Source{}, err

@@ -32,6 +32,9 @@ func TestReadSources(t *testing.T) {
 		{line: `{"url": "ftp://x/y.csv"}`, wantErr: `unsupported scheme "ftp"`},
 		{line: `{"url": ""}`, wantErr: "has no url"},
 		{line: `{"url": "a.csv", "colour": "red"}`, wantErr: "unknown field"},
+		{line: `{"url": "https://x/api", "records": "data.items"}`, wantURL: "https://x/api"},
+		{line: `{"url": "https://x/api", "records": "data..items"}`, wantErr: "empty key"},
+		{line: `{"url": "https://x/api", "format": "csv", "records": "data"}`, wantErr: "needs a JSON document"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {

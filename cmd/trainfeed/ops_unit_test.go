@@ -45,17 +45,30 @@ func TestParseSince(t *testing.T) {
 }
 
 func TestPublishEntries(t *testing.T) {
-	_, err := publishEntries(nil, "", "", "", nil, nil)
+	_, err := publishEntries(nil, "", urlFlags{}, nil)
 	require.ErrorContains(t, err, "give URL arguments or --sources")
-	_, err = publishEntries([]string{"http://x/a", "http://x/b"}, "", "id1", "", nil, nil)
+	_, err = publishEntries([]string{"http://x/a", "http://x/b"}, "", urlFlags{id: "id1"}, nil)
 	require.ErrorContains(t, err, "--id names one source")
-	_, err = publishEntries(nil, "f.txt", "id1", "", nil, nil)
+	_, err = publishEntries(nil, "f.txt", urlFlags{id: "id1"}, nil)
 	require.ErrorContains(t, err, "for URL arguments")
-	_, err = publishEntries([]string{"http://x/a"}, "", "", "", []string{"nocolon"}, nil)
+	_, err = publishEntries(nil, "f.txt", urlFlags{records: "data"}, nil)
+	require.ErrorContains(t, err, "for URL arguments")
+	_, err = publishEntries([]string{"http://x/a"}, "", urlFlags{headers: []string{"nocolon"}}, nil)
 	require.ErrorContains(t, err, "Name: value")
 
-	es, err := publishEntries([]string{"http://x/a.csv", "has space", `{"url": "http://x/b", "id": "b"}`}, "", "", "csv",
-		[]string{"Authorization: Bearer t"}, nil)
+	es, err := publishEntries([]string{"http://x/api"}, "", urlFlags{records: "data.items"}, nil)
+	require.NoError(t, err)
+	require.NoError(t, es[0].Err)
+	require.Equal(t, "data.items", es[0].Source.Records)
+	es, err = publishEntries([]string{"http://x/api"}, "", urlFlags{records: "data..items"}, nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, es[0].Err, "argument 1: records path \"data..items\": empty key")
+	es, err = publishEntries([]string{"http://x/api"}, "", urlFlags{records: "data", format: "csv"}, nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, es[0].Err, "needs a JSON document")
+
+	es, err = publishEntries([]string{"http://x/a.csv", "has space", `{"url": "http://x/b", "id": "b"}`}, "",
+		urlFlags{format: "csv", headers: []string{"Authorization: Bearer t"}}, nil)
 	require.NoError(t, err)
 	require.Len(t, es, 3)
 	require.NoError(t, es[0].Err)

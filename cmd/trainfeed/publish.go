@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/natsconn"
+	"github.com/trainfeed/trainfeed/internal/wire"
 	"github.com/trainfeed/trainfeed/producers"
 )
 
@@ -19,10 +20,10 @@ const exitFull = 75
 
 func publishCmd() *cobra.Command {
 	var (
-		conn                     *natsconn.Options
-		dataset, id, format, src string
-		headers                  []string
-		retryFor                 time.Duration
+		conn         *natsconn.Options
+		dataset, src string
+		uf           urlFlags
+		retryFor     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "publish --nats URL [--dataset NAME] (URL... | --sources FILE)",
@@ -32,7 +33,7 @@ JetStream has acknowledged each. It prints one line per source: id, dataset, URL
 
 Sources are the URL arguments, or the lines of --sources FILE (- for stdin):
 a URL, a path, or a JSON object {"url": …, "id": …, "dataset": …, "format": …,
-"headers": {…}}, as for trainfeed run. A source given an id (--id for a single
+"records": …, "headers": {…}}, as for trainfeed run. A source given an id (--id for a single
 URL, "id" in a JSON line) is published idempotently: the same id again within
 the stream's duplicate window (2 minutes) is dropped.
 
@@ -40,7 +41,7 @@ When the pipeline is full, publish retries for --retry-for, then stops with
 exit code 75 and says which sources were not published. A line that is not a
 source is reported and skipped (exit code 1 at the end).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			entries, err := publishEntries(args, src, id, format, headers, cmd.InOrStdin())
+			entries, err := publishEntries(args, src, uf, cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -60,29 +61,36 @@ source is reported and skipped (exit code 1 at the end).`,
 	conn = natsFlags(fl)
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources that name none")
 	fl.StringVar(&src, "sources", "", "sources file, one URL, path or JSON object per line (- for stdin)")
-	fl.StringVar(&id, "id", "", "id of the source (one URL only): publishing the same id again is a no-op within the duplicate window")
-	fl.StringVar(&format, "format", "", "format hint for URL arguments: csv, tsv, jsonl, json")
-	fl.StringArrayVar(&headers, "header", nil, "HTTP request header for URL arguments, Name: value (repeatable)")
+	fl.StringVar(&uf.id, "id", "", "id of the source (one URL only): publishing the same id again is a no-op within the duplicate window")
+	fl.StringVar(&uf.format, "format", "", "format hint for URL arguments: csv, tsv, jsonl, json")
+	fl.StringVar(&uf.records, "records", "", "for URL arguments that answer a JSON document wrapping their records: the path of keys to the array of records, such as data or data.items")
+	fl.StringArrayVar(&uf.headers, "header", nil, "HTTP request header for URL arguments, Name: value (repeatable)")
 	fl.DurationVar(&retryFor, "retry-for", time.Minute, "while the pipeline is full, keep retrying this long (0: fail at once)")
 	return cmd
 }
 
+// urlFlags are publish's settings of URL arguments.
+type urlFlags struct {
+	id, format, records string
+	headers             []string
+}
+
 // publishEntries turns the arguments or the sources file into entries.
-func publishEntries(args []string, file, id, format string, headers []string, stdin io.Reader) ([]producers.Entry, error) {
+func publishEntries(args []string, file string, uf urlFlags, stdin io.Reader) ([]producers.Entry, error) {
 	if (file == "") == (len(args) == 0) {
 		return nil, errors.New("give URL arguments or --sources FILE (one of them)")
 	}
 	if file != "" {
-		if id != "" || format != "" || len(headers) > 0 {
-			return nil, errors.New("--id, --format and --header are for URL arguments; put them in the JSON lines of --sources")
+		if uf.id != "" || uf.format != "" || uf.records != "" || len(uf.headers) > 0 {
+			return nil, errors.New("--id, --format, --records and --header are for URL arguments; put them in the JSON lines of --sources")
 		}
 		return readSources(file, stdin)
 	}
-	if id != "" && len(args) > 1 {
+	if uf.id != "" && len(args) > 1 {
 		return nil, errors.New("--id names one source: give one URL")
 	}
 	hdr := map[string]string{}
-	for _, h := range headers {
+	for _, h := range uf.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(k) == "" {
 			return nil, fmt.Errorf("--header %q: want Name: value", h)
@@ -104,14 +112,22 @@ func publishEntries(args []string, file, id, format string, headers []string, st
 		if e.Err != nil {
 			e.Err = fmt.Errorf("argument %d: %w", i+1, errors.Unwrap(e.Err))
 		}
-		if id != "" {
-			e.Source.ID = id
+		if uf.id != "" {
+			e.Source.ID = uf.id
 		}
-		if format != "" {
-			e.Source.Format = format
+		if uf.format != "" {
+			e.Source.Format = uf.format
+		}
+		if uf.records != "" {
+			e.Source.Records = uf.records
 		}
 		if hdr != nil {
 			e.Source.Headers = hdr
+		}
+		if e.Err == nil {
+			if err := wire.CheckRecords(e.Source.Format, e.Source.Records); err != nil {
+				e.Err = fmt.Errorf("argument %d: %w", i+1, err)
+			}
 		}
 		entries = append(entries, e)
 	}

@@ -40,7 +40,9 @@ and exits 0 only when every source succeeded (1 when some failed, 130 when
 interrupted).
 
 A sources line is a URL, a local path, or a JSON object such as
-{"url": "https://example.com/a.csv", "dataset": "web", "format": "csv"}.
+{"url": "https://example.com/a.csv", "dataset": "web", "format": "csv"}
+(keys: url, id, dataset, format, records, headers; records is the path of keys
+to the array of records in a JSON API response, such as data.items).
 Blank lines and lines starting with # are skipped. --sources - reads stdin.
 
 Running the same command again resumes: sources already in the dataset are

@@ -169,7 +169,7 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 		return fmt.Errorf("fetch %s: %w", disp, err)
 	}
 	f := &wire.Fetched{
-		SourceID: id, Dataset: src.Dataset, URL: src.URL, Format: src.Format,
+		SourceID: id, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Records: src.Records,
 		Object: got.object, SHA256: got.sha256, Size: got.size, ContentType: got.contentType,
 		FromCache: got.fromCache, Status: got.status, FetchedAt: time.Now().UTC(),
 	}

@@ -17,11 +17,14 @@ import (
 // Keys of the cache bucket that give each body one source id. See
 // docs/fetch.md, "Adding each body once".
 //
-//	content.<dataset>.<hex sha256(url "\n" format "\n" body sha256)>  -> source id
-//	id.<dataset>.<hex sha256(source id)>                             -> the content key it holds
-//	source.<dataset>.<hex sha256(source id)>                         -> Outcome (JSON)
-func contentKey(dataset, rawURL, format, sha string) string {
-	return "content." + dataset + "." + hashHex(rawURL+"\n"+format+"\n"+sha)
+//	content.<dataset>.<hex sha256(url "\n" parse "\n" body sha256)>  -> source id
+//	id.<dataset>.<hex sha256(source id)>                            -> the content key it holds
+//	source.<dataset>.<hex sha256(source id)>                        -> Outcome (JSON)
+//
+// parse is how the body is read: the source's format hint, followed by
+// "\x00" and its records path when it has one.
+func contentKey(dataset, rawURL, parse, sha string) string {
+	return "content." + dataset + "." + hashHex(rawURL+"\n"+parse+"\n"+sha)
 }
 
 // OutcomeKey is the cache bucket key of the Outcome of the last fetch of
@@ -48,7 +51,12 @@ func hashHex(s string) string {
 // the content key wins (KV create), so concurrent members agree, and a
 // redelivery after a crash finds its own choice again.
 func (h *Handler) canonical(ctx context.Context, src wire.Source, sha string) (string, error) {
-	ck := contentKey(src.Dataset, src.URL, src.Format, sha)
+	parse := src.Format
+	if src.Records != "" {
+		// The same body read at another records path is other records.
+		parse += "\x00" + src.Records
+	}
+	ck := contentKey(src.Dataset, src.URL, parse, sha)
 	if id, ok, err := h.getString(ctx, ck); err != nil || ok {
 		return id, err
 	}

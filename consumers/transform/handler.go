@@ -78,11 +78,17 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	}
 	opts := ParseOptions{
 		Format:                DetectFormat(f.Format, f.URL, f.ContentType),
+		Records:               f.Records,
 		MaxBatchBytes:         h.cfg.MaxBatchBytes,
 		MaxBatchRows:          h.cfg.MaxBatchRows,
 		Strict:                h.cfg.Strict,
 		MaxDecompressedBytes:  h.cfg.MaxDecompressedBytes,
 		MaxDecompressionRatio: h.cfg.MaxDecompressionRatio,
+	}
+	if f.Records != "" {
+		// A records path says the body is a JSON document, whatever its
+		// URL or content type suggest.
+		opts.Format = f.Format
 	}
 	obj, err := h.openBody(ctx, f.Object)
 	if err != nil {

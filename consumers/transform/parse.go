@@ -51,6 +51,11 @@ type ParseOptions struct {
 	// byte is '[', JSON lines when it is '{', else tsv when the first line
 	// holds more tabs than commas, else csv.
 	Format string
+	// Records is the path of keys to the array of records inside a JSON
+	// document, such as "data" or "data.items" (see wire.RecordsPath), for
+	// an API that wraps its records: {"data": [{...}, ...], "next": ...}.
+	// The rest of the document is skipped. It needs Format "json" or empty.
+	Records string
 	// MaxBatchBytes bounds the raw bytes of the values in a batch
 	// (approximately: a batch is cut after the record that reaches it);
 	// 0 or less means 512 KiB.
@@ -174,6 +179,13 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 	if format == "" && strings.TrimSpace(opts.Format) != "" {
 		return 0, &ParseError{Err: fmt.Errorf("unsupported format %q", opts.Format)}
 	}
+	path, err := wire.RecordsPath(opts.Records)
+	if err != nil {
+		return 0, &ParseError{Err: err}
+	}
+	if path != nil && format != "" && format != FormatJSON {
+		return 0, &ParseError{Err: fmt.Errorf("records path %q needs a JSON document, not %s", opts.Records, format)}
+	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("parse: %w", err)
 	}
@@ -186,20 +198,26 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 	if kind := markup(in.buf); kind != "" {
 		return 0, &ParseError{Line: 1, Err: fmt.Errorf("the body is %s, not CSV, TSV or JSON: is the URL a web page about the data rather than the data?", kind)}
 	}
-	switch format {
-	case "":
+	switch {
+	case path != nil:
+		format = FormatJSON
+	case format == "":
 		format = sniff(in.buf)
-	case FormatJSON:
+	case format == FormatJSON:
 		if f := sniff(in.buf); f != FormatJSON {
 			format = FormatJSONL
 		}
 	}
 	b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 	switch format {
+	case FormatJSON:
+		if path != nil {
+			err = parseJSONAt(in, b, path)
+		} else {
+			err = parseJSONArray(in, b)
+		}
 	case FormatJSONL:
 		err = parseJSONL(in, b)
-	case FormatJSON:
-		err = parseJSONArray(in, b)
 	case FormatTSV:
 		err = parseCSV(in, b, '\t')
 	default:

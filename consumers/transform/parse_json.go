@@ -2,9 +2,11 @@ package transform
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // arrayScanner finds the elements of a JSON array in a stream without
@@ -20,11 +22,60 @@ type arrayScanner struct {
 
 // parseJSONArray reads a JSON array of objects, one row per element.
 func parseJSONArray(in *input, b *builder) error {
-	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
 	s := &arrayScanner{r: in.buf, line: 1}
+	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	if err := s.rows(in, p, "the body"); err != nil {
+		return err
+	}
+	// Only whitespace may follow the array.
+	if _, err := s.skipWS(); err != io.EOF {
+		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the array")))
+	}
+	return p.flush(true)
+}
+
+// parseJSONAt reads the array of objects at path inside a JSON document,
+// one row per element, for APIs that wrap their records
+// ({"data": [...], "next": ...}). It holds no more of the document than
+// parseJSONArray does: the members before and after the array are skipped
+// as they stream past, checked only for balanced brackets and quotes.
+func parseJSONAt(in *input, b *builder, path []string) error {
+	s := &arrayScanner{r: in.buf, line: 1}
+	for i, key := range path {
+		if err := s.enter(in, key, pathName(path[:i])); err != nil {
+			return in.fail(s.line, err)
+		}
+	}
+	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	if err := s.rows(in, p, pathName(path)); err != nil {
+		return err
+	}
+	// Close the objects the array is in, then only whitespace may follow.
+	for range path {
+		if err := s.leave(in); err != nil {
+			return in.fail(s.line, err)
+		}
+	}
+	if _, err := s.skipWS(); err != io.EOF {
+		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the document")))
+	}
+	return p.flush(true)
+}
+
+// pathName names the value at path in errors: "the document" or "data.items".
+func pathName(path []string) string {
+	if len(path) == 0 {
+		return "the document"
+	}
+	return strings.Join(path, ".")
+}
+
+// rows reads the array at the reader, one row per element; what names it in
+// the error when it is not an array.
+func (s *arrayScanner) rows(in *input, p *jsonlParser, what string) error {
 	c, err := s.skipWS()
 	if err != nil || c != '[' {
-		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: not an array")))
+		return in.fail(s.line, s.eofOr(err, fmt.Errorf("invalid json: %s is not an array", what)))
 	}
 	s.r.Discard(1)
 	for first := true; ; first = false {
@@ -40,13 +91,13 @@ func parseJSONArray(in *input, b *builder) error {
 		}
 		if isBlank([]byte(text)) {
 			if !(first && end == ']') {
-				if err := b.skip(line, errors.New("invalid json: empty array element")); err != nil {
+				if err := p.b.skip(line, errors.New("invalid json: empty array element")); err != nil {
 					return err
 				}
 			}
 		} else {
 			if c != '{' {
-				if err := b.skip(line, errNotObject); err != nil {
+				if err := p.b.skip(line, errNotObject); err != nil {
 					return err
 				}
 			} else if err := p.addRow(line, text); err != nil {
@@ -54,14 +105,161 @@ func parseJSONArray(in *input, b *builder) error {
 			}
 		}
 		if end == ']' {
-			break
+			return nil
 		}
 	}
-	// Only whitespace may follow the array.
-	if _, err := s.skipWS(); err != io.EOF {
-		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the array")))
+}
+
+// enter reads the start of an object and its members up to the one named
+// key, and stops at the start of that member's value. what names the object
+// in errors.
+func (s *arrayScanner) enter(in *input, key, what string) error {
+	c, err := s.skipWS()
+	if err != nil {
+		return s.eofOr(err, errors.New("invalid json: unexpected end of input"))
 	}
-	return p.flush(true)
+	if c != '{' {
+		return fmt.Errorf("records path: %s is not a JSON object", what)
+	}
+	s.r.Discard(1)
+	notFound := fmt.Errorf("records path: %s has no key %q", what, key)
+	for first := true; ; first = false {
+		c, err := s.skipWS()
+		if err != nil {
+			return s.eofOr(err, errors.New("invalid json: unexpected end of input in an object"))
+		}
+		if first && c == '}' {
+			return notFound
+		}
+		if c != '"' {
+			return fmt.Errorf("invalid json: want a key in %s, found %q", what, c)
+		}
+		name, err := s.key()
+		if err != nil {
+			return err
+		}
+		if c, err = s.skipWS(); err != nil || c != ':' {
+			return s.eofOr(err, errors.New("invalid json: want ':' after a key"))
+		}
+		s.r.Discard(1)
+		if name == key {
+			return nil
+		}
+		switch end, err := s.skip(in); {
+		case err != nil:
+			return err
+		case end == '}':
+			return notFound
+		case end != ',':
+			return fmt.Errorf("invalid json: %q in an object", end)
+		}
+	}
+}
+
+// leave skips the members that follow the value just read, up to the '}'
+// that closes their object.
+func (s *arrayScanner) leave(in *input) error {
+	for {
+		switch end, err := s.skip(in); {
+		case err != nil:
+			return err
+		case end == '}':
+			return nil
+		case end != ',':
+			return fmt.Errorf("invalid json: %q in an object", end)
+		}
+	}
+}
+
+// maxKeyBytes bounds an object key on a records path's way.
+const maxKeyBytes = 64 << 10
+
+// key reads the JSON string at the reader, a '"', and returns its value.
+func (s *arrayScanner) key() (string, error) {
+	s.r.Discard(1)
+	var raw []byte
+	escaped, hasEscape := false, false
+	for {
+		c, err := s.r.ReadByte()
+		if err != nil {
+			return "", s.eofOr(err, errors.New("invalid json: unexpected end of input in a key"))
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped, hasEscape = true, true
+		case c == '"':
+			if !hasEscape {
+				return string(raw), nil
+			}
+			var name string
+			if err := json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &name); err != nil {
+				return "", fmt.Errorf("invalid json: key: %w", err)
+			}
+			return name, nil
+		case c == '\n':
+			return "", errors.New("invalid json: newline in a key")
+		}
+		if len(raw) >= maxKeyBytes {
+			return "", fmt.Errorf("invalid json: key longer than %d bytes", maxKeyBytes)
+		}
+		raw = append(raw, c)
+	}
+}
+
+// skip reads past a value and the ',', '}' or ']' that ends it, which it
+// returns, without holding any of it: it tracks strings and brackets only.
+func (s *arrayScanner) skip(in *input) (byte, error) {
+	var (
+		closing  []byte // the bracket that closes each open value
+		inString bool
+		escaped  bool
+	)
+	for {
+		in.lim.reset() // a skipped value may be of any size
+		if _, err := s.r.Peek(1); err != nil {
+			return 0, s.eofOr(err, errors.New("invalid json: unexpected end of input in an object"))
+		}
+		buf, _ := s.r.Peek(s.r.Buffered())
+		for i, c := range buf {
+			if c == '\n' {
+				s.line++
+			}
+			if inString {
+				switch {
+				case escaped:
+					escaped = false
+				case c == '\\':
+					escaped = true
+				case c == '"':
+					inString = false
+				}
+				continue
+			}
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				if len(closing) == maxDepth {
+					return 0, errors.New("invalid json: nested too deep")
+				}
+				closing = append(closing, c+2) // '}' is '{'+2, ']' is '['+2
+			case '}', ']', ',':
+				switch {
+				case len(closing) == 0:
+					s.r.Discard(i + 1)
+					return c, nil
+				case c == ',':
+				case c != closing[len(closing)-1]:
+					return 0, fmt.Errorf("invalid json: %q where %q belongs", c, closing[len(closing)-1])
+				default:
+					closing = closing[:len(closing)-1]
+				}
+			}
+		}
+		s.r.Discard(len(buf))
+	}
 }
 
 // eofOr returns err, or what to say instead of io.EOF, or when err is nil.

@@ -712,11 +712,31 @@ var benchJSONL = sync.OnceValue(func() []byte {
 	return buf.Bytes()
 })
 
+// benchJSONArray is the same rows as a JSON array, benchJSONAt as the array
+// under data.items of an API response, between members to skip.
+var (
+	benchJSONArray = sync.OnceValue(func() []byte {
+		rows := bytes.Split(bytes.TrimSuffix(benchJSONL(), []byte("\n")), []byte("\n"))
+		return append(append([]byte("[\n"), bytes.Join(rows, []byte(",\n"))...), "\n]\n"...)
+	})
+	benchJSONAt = sync.OnceValue(func() []byte {
+		var buf bytes.Buffer
+		buf.WriteString(`{"meta": {"page": 1, "links": [{"rel": "next", "href": "/p/2"}]}, "data": {"total": 100000, "items": `)
+		buf.Write(benchJSONArray())
+		buf.WriteString(`}, "next": "/p/2"}`)
+		return buf.Bytes()
+	})
+)
+
 func benchmarkParse(b *testing.B, data []byte, format string) {
+	benchmarkParseWith(b, data, ParseOptions{Format: format})
+}
+
+func benchmarkParseWith(b *testing.B, data []byte, opts ParseOptions) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		n, err := Parse(context.Background(), bytes.NewReader(data), ParseOptions{Format: format},
+		n, err := Parse(context.Background(), bytes.NewReader(data), opts,
 			func(*Batch) error { return nil })
 		if err != nil || n != benchRows {
 			b.Fatalf("parse: %d rows, %v", n, err)
@@ -729,6 +749,15 @@ func BenchmarkParseCSV(b *testing.B) { benchmarkParse(b, benchCSV(), "csv") }
 
 // BenchmarkParseJSONL parses the same rows as JSON lines.
 func BenchmarkParseJSONL(b *testing.B) { benchmarkParse(b, benchJSONL(), "jsonl") }
+
+// BenchmarkParseJSONArray parses the same rows as a JSON array.
+func BenchmarkParseJSONArray(b *testing.B) { benchmarkParse(b, benchJSONArray(), "json") }
+
+// BenchmarkParseJSONRecordsPath parses the same rows at the records path
+// data.items of an API response.
+func BenchmarkParseJSONRecordsPath(b *testing.B) {
+	benchmarkParseWith(b, benchJSONAt(), ParseOptions{Records: "data.items"})
+}
 
 // BenchmarkEncodingCSVLoop is the floor BenchmarkParseCSV is measured
 // against: encoding/csv reading the same input, with strconv parsing the

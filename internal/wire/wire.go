@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -31,6 +32,10 @@ type Source struct {
 	Format      string            `msgpack:"format,omitempty" json:"format,omitempty"`
 	Headers     map[string]string `msgpack:"headers,omitempty" json:"headers,omitempty"`
 	PublishedAt time.Time         `msgpack:"published_at" json:"published_at,omitzero"`
+	// Records is the path of keys to the array of records inside a JSON
+	// document ("data", "data.items"), for an API that wraps its records;
+	// empty: the body is the records. See RecordsPath.
+	Records string `msgpack:"records,omitempty" json:"records,omitempty"`
 }
 
 // Fetched references a downloaded body stored in the bodies object store.
@@ -56,6 +61,8 @@ type Fetched struct {
 	// twice), or "<id>@<16 hex digits of sha256>" when the source's own id
 	// already holds another body. Empty when they are the same.
 	ForSource string `msgpack:"for_source,omitempty"`
+	// Records is the source's Records path, if any.
+	Records string `msgpack:"records,omitempty"`
 }
 
 // RecordBatch carries a run of records parsed from one source, in columns.
@@ -308,5 +315,48 @@ func DecodeSource(data []byte, contentType string) (Source, error) {
 	if s.Dataset != "" && !ValidDataset(s.Dataset) {
 		return Source{}, fmt.Errorf("decode source: invalid dataset name %q", s.Dataset)
 	}
+	if err := CheckRecords(s.Format, s.Records); err != nil {
+		return Source{}, fmt.Errorf("decode source: %w", err)
+	}
 	return s, nil
+}
+
+// maxRecordsPath bounds a records path, as no API nests its records deeper.
+const maxRecordsPath = 32
+
+// RecordsPath splits a records path into its keys: "data.items" is the
+// array under key "items" of the object under key "data" of the document.
+// A leading '.' is allowed, as jq writes it (".data.items"). It refuses an
+// empty key ("data..items") and paths of more than 32 keys; a key holding
+// a '.' cannot be named. An empty path gives no keys.
+func RecordsPath(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	keys := strings.Split(strings.TrimPrefix(path, "."), ".")
+	if len(keys) > maxRecordsPath {
+		return nil, fmt.Errorf("records path %q: more than %d keys", path, maxRecordsPath)
+	}
+	for _, k := range keys {
+		if k == "" {
+			return nil, fmt.Errorf("records path %q: empty key (want keys joined by '.', such as data.items)", path)
+		}
+	}
+	return keys, nil
+}
+
+// CheckRecords refuses a records path that RecordsPath refuses, or that
+// comes with a format hint other than JSON: a records path names an array
+// inside a JSON document, which CSV, TSV and JSON lines are not.
+func CheckRecords(format, records string) error {
+	if records == "" {
+		return nil
+	}
+	if _, err := RecordsPath(records); err != nil {
+		return err
+	}
+	if f := strings.ToLower(strings.TrimSpace(format)); f != "" && f != "json" {
+		return fmt.Errorf("records path %q: needs a JSON document, but the format is %q", records, format)
+	}
+	return nil
 }

@@ -77,6 +77,9 @@ func TestDecodeSource(t *testing.T) {
 		{name: "bad dataset", data: []byte(`{"url": "a", "dataset": "a.b"}`), err: "invalid dataset"},
 		{name: "garbage", data: []byte("garbage"), err: "decode"},
 		{name: "broken json", data: []byte(`{"url": `), err: "decode source json"},
+		{name: "records path", data: []byte(`{"url": "a", "records": "data.items"}`), want: Source{URL: "a", Records: "data.items"}},
+		{name: "bad records path", data: []byte(`{"url": "a", "records": "data."}`), err: `records path "data.": empty key`},
+		{name: "records path of csv", data: []byte(`{"url": "a", "format": "csv", "records": "data"}`), err: "needs a JSON document"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,4 +92,37 @@ func TestDecodeSource(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+func TestRecordsPath(t *testing.T) {
+	tests := []struct {
+		path string
+		want []string
+		err  string
+	}{
+		{path: ""},
+		{path: "data", want: []string{"data"}},
+		{path: "data.items", want: []string{"data", "items"}},
+		{path: ".data.items", want: []string{"data", "items"}},
+		{path: "a b.c-d", want: []string{"a b", "c-d"}},
+		{path: ".", err: "empty key"},
+		{path: "data..items", err: "empty key"},
+		{path: "data.", err: "empty key"},
+		{path: "..data", err: "empty key"},
+		{path: strings.Repeat("a.", 32) + "a", err: "more than 32 keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			got, err := RecordsPath(tt.path)
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+	require.NoError(t, CheckRecords("JSON", "data"))
+	require.NoError(t, CheckRecords("csv", ""))
+	require.ErrorContains(t, CheckRecords("tsv", "data"), `records path "data": needs a JSON document, but the format is "tsv"`)
 }

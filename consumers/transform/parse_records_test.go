@@ -1,0 +1,245 @@
+package transform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// ids returns the values of column id over every batch, and the rows skipped.
+func ids(t *testing.T, batches []*Batch) ([]any, int) {
+	t.Helper()
+	var out []any
+	skipped := 0
+	for _, b := range batches {
+		requireWellFormed(t, b)
+		skipped += b.SkippedRows
+		for _, c := range cols(b) {
+			if c.Name == "id" {
+				out = append(out, c.Values...)
+			}
+		}
+	}
+	return out, skipped
+}
+
+func TestParseRecordsPath(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		records string
+		format  string
+		want    []any
+		skipped int
+	}{
+		{
+			name:    "top-level key, siblings before and after",
+			input:   `{"page": 1, "data": [{"id": 1}, {"id": 2}], "next": "/p/2"}`,
+			records: "data",
+			want:    []any{int64(1), int64(2)},
+		},
+		{
+			name:    "nested key; the same key elsewhere is not it",
+			input:   `{"meta": {"items": [{"id": 9}]}, "data": {"total": 1, "items": [{"id": 1}]}, "links": {}}`,
+			records: "data.items",
+			want:    []any{int64(1)},
+		},
+		{
+			name:    "jq's leading dot",
+			input:   `{"data": [{"id": 1}]}`,
+			records: ".data",
+			want:    []any{int64(1)},
+		},
+		{
+			name:    "skipped values hold brackets, quotes and commas in strings",
+			input:   `{"x": "}\"],{", "y": [1, {"z": "]"}, [[]]], "data": [{"id": 1}], "w": {"a": "}"}}`,
+			records: "data",
+			want:    []any{int64(1)},
+		},
+		{
+			name:    "an escaped key",
+			input:   `{"d\u0061ta": [{"id": 1}]}`,
+			records: "data",
+			want:    []any{int64(1)},
+		},
+		{
+			name:    "the first of duplicate keys",
+			input:   `{"data": [{"id": 1}], "data": [{"id": 2}]}`,
+			records: "data",
+			want:    []any{int64(1)},
+		},
+		{
+			name:    "an empty array",
+			input:   `{"data": [], "next": null}`,
+			records: "data",
+		},
+		{
+			name:    "elements that are not objects are skipped rows",
+			input:   `{"data": [{"id": 1}, 5, "s", {"id": 2}]}`,
+			records: "data",
+			want:    []any{int64(1), int64(2)},
+			skipped: 2,
+		},
+		{
+			name:    "pretty-printed, with the json hint",
+			input:   "{\n  \"data\": [\n    {\"id\": 1},\n    {\"id\": 2}\n  ]\n}\n",
+			records: "data",
+			format:  "json",
+			want:    []any{int64(1), int64(2)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			batches, n, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format, Records: tt.records})
+			require.NoError(t, err)
+			got, skipped := ids(t, batches)
+			require.Equal(t, tt.want, got)
+			require.Equal(t, int64(len(tt.want)), n)
+			require.Equal(t, tt.skipped, skipped)
+			require.True(t, batches[len(batches)-1].Last)
+		})
+	}
+}
+
+func TestParseRecordsPathLines(t *testing.T) {
+	input := "{\n  \"meta\": {\n    \"n\": 2\n  },\n  \"data\": [\n    {\"id\": 1},\n    {\"id\": 2}\n  ]\n}\n"
+	batches, _, err := parseAll(t, []byte(input), ParseOptions{Records: "data", MaxBatchRows: 1})
+	require.NoError(t, err)
+	require.Len(t, batches, 2)
+	require.Equal(t, []int64{6, 6}, []int64{batches[0].FirstLine, batches[0].LastLine})
+	require.Equal(t, []int64{7, 7}, []int64{batches[1].FirstLine, batches[1].LastLine})
+}
+
+func TestParseRecordsPathGzip(t *testing.T) {
+	body := gzipped(t, []byte(`{"results": [{"id": 1}, {"id": 2}], "count": 2}`))
+	batches, _, err := parseAll(t, body, ParseOptions{Records: "results"})
+	require.NoError(t, err)
+	got, _ := ids(t, batches)
+	require.Equal(t, []any{int64(1), int64(2)}, got)
+}
+
+// A skipped value may be larger than a record may be: it streams past.
+func TestParseRecordsPathSkipsLargeValues(t *testing.T) {
+	blob := strings.Repeat("x", maxLineBytes+readBufSize+1)
+	input := `{"blob": "` + blob + `", "more": [` + strings.Repeat(`{"a": 1},`, 1<<20) + `{}], "data": [{"id": 1}], "tail": "` + blob + `"}`
+	batches, n, err := parseAll(t, []byte(input), ParseOptions{Records: "data"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	got, _ := ids(t, batches)
+	require.Equal(t, []any{int64(1)}, got)
+}
+
+func TestParseRecordsPathErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		records string
+		format  string
+		line    int64
+		wantErr string
+	}{
+		{"no such key", `{"meta": {}, "items": []}`, "data", "", 1, `records path: the document has no key "data"`},
+		{"empty object", `{}`, "data", "", 1, `the document has no key "data"`},
+		{"no such nested key", `{"data": {"total": 0}}`, "data.items", "", 1, `records path: data has no key "items"`},
+		{"a bare array", `[{"id": 1}]`, "data", "", 1, "records path: the document is not a JSON object"},
+		{"a key's value is not an object", `{"data": [1]}`, "data.items", "", 1, "records path: data is not a JSON object"},
+		{"the value is an object", `{"data": {"id": 1}}`, "data", "", 1, "invalid json: data is not an array"},
+		{"the value is null", `{"data": null}`, "data", "", 1, "invalid json: data is not an array"},
+		{"cut in the array", "{\"data\": [{\"id\": 1},\n", "data", "", 2, "unexpected end of input in array"},
+		{"cut after the array", `{"data": [{"id": 1}]`, "data", "", 1, "unexpected end of input in an object"},
+		{"cut in a skipped value", `{"meta": {"a": [1, 2`, "data", "", 1, "unexpected end of input in an object"},
+		{"brackets that do not match", `{"meta": [1}, "data": []}`, "data", "", 1, `invalid json: '}' where ']' belongs`},
+		{"a bracket that closes nothing", `{"meta": 1], "data": []}`, "data", "", 1, `invalid json: ']' in an object`},
+		{"no colon", `{"data" []}`, "data", "", 1, "invalid json: want ':' after a key"},
+		{"not a key after a member", `{"data": [], 5: 1}`, "x", "", 1, "invalid json: want a key in the document, found '5'"},
+		{"a number for a key", `{5: 1}`, "data", "", 1, "invalid json: want a key in the document"},
+		{"data after the document", `{"data": []} {}`, "data", "", 1, "invalid json: data after the document"},
+		{"an empty key in the path", `{"data": []}`, "data..items", "", 0, `records path "data..items": empty key`},
+		{"a format that is not JSON", `{"data": []}`, "data", "csv", 0, `records path "data" needs a JSON document, not csv`},
+		{"JSON lines", `{"data": []}`, "data", "jsonl", 0, "needs a JSON document, not jsonl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format, Records: tt.records})
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "%v is not a *ParseError", err)
+			require.ErrorContains(t, err, tt.wantErr)
+			require.Equal(t, tt.line, pe.Line)
+		})
+	}
+}
+
+var fuzzRecords = [...]string{"data", "data.items", "a"}
+
+// FuzzJSONAt checks the records path reader against encoding/json: whenever
+// encoding/json reads the document and finds an array at the path, the
+// reader must find as many records, counting skipped ones, and it may fail
+// only with a *ParseError.
+func FuzzJSONAt(f *testing.F) {
+	for _, s := range []string{
+		`{"data": [{"a": 1}, {"b": "x"}]}`,
+		`{"x": "}\"],{", "data": {"items": [{"a": 1}, 2]}, "y": [[{}]]}`,
+		`{"a": [], "data": null}`,
+		`{"d\u0061ta": [{"a": "\ud83d\ude00"}]}`,
+		`{"data": [{"a": 1}]`,
+		`{"data": [{"a": 1}]} x`,
+		`[{"a": 1}]`,
+		`{"data": [{"a": {"b": [1, "]"]}}, {}], "data": 5}`,
+	} {
+		f.Add(s, uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, data string, which uint8) {
+		records := fuzzRecords[int(which)%len(fuzzRecords)]
+		var rows int64
+		skipped := 0
+		n, err := Parse(context.Background(), strings.NewReader(data), ParseOptions{Records: records, MaxBatchRows: 3},
+			func(b *Batch) error {
+				rows += int64(b.Rows)
+				skipped += b.SkippedRows
+				for _, c := range b.Columns {
+					require.Equal(t, b.Rows, c.Len(), "column %q", c.Name)
+				}
+				return nil
+			})
+		if err != nil {
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "%v is not a *ParseError", err)
+		} else {
+			require.Equal(t, n, rows)
+		}
+
+		want, ok := elementsAt(data, records)
+		if !ok {
+			return
+		}
+		require.NoError(t, err, "encoding/json finds %d elements at %s", want, records)
+		require.Equal(t, int64(want), rows+int64(skipped))
+	})
+}
+
+// elementsAt returns the length of the array at path in the document
+// encoding/json reads from data, and whether there is one there.
+func elementsAt(data, records string) (int, bool) {
+	var doc any
+	if err := json.Unmarshal([]byte(data), &doc); err != nil {
+		return 0, false
+	}
+	path, _ := wire.RecordsPath(records)
+	for _, key := range path {
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		if doc, ok = obj[key]; !ok {
+			return 0, false
+		}
+	}
+	arr, ok := doc.([]any)
+	return len(arr), ok
+}
