@@ -16,8 +16,9 @@ import (
 // depth 0; only brackets or quotes that do not balance lose the thread.
 type arrayScanner struct {
 	r    *bufio.Reader
-	line int64  // line of the next byte
-	elem []byte // the element being read, when it spans buffer fills
+	line int64    // line of the next byte
+	elem []byte   // the element being read, when it spans buffer fills
+	scan jsonScan // the element's scan
 }
 
 // parseJSONArray reads a JSON array of objects, one row per element.
@@ -211,55 +212,103 @@ func (s *arrayScanner) key() (string, error) {
 // skip reads past a value and the ',', '}' or ']' that ends it, which it
 // returns, without holding any of it: it tracks strings and brackets only.
 func (s *arrayScanner) skip(in *input) (byte, error) {
-	var (
-		closing  []byte // the bracket that closes each open value
-		inString bool
-		escaped  bool
-	)
+	sc := jsonScan{strict: true}
 	for {
 		in.lim.reset() // a skipped value may be of any size
 		if _, err := s.r.Peek(1); err != nil {
 			return 0, s.eofOr(err, errors.New("invalid json: unexpected end of input in an object"))
 		}
 		buf, _ := s.r.Peek(s.r.Buffered())
-		for i, c := range buf {
-			if c == '\n' {
-				s.line++
-			}
-			if inString {
-				switch {
-				case escaped:
-					escaped = false
-				case c == '\\':
-					escaped = true
-				case c == '"':
-					inString = false
-				}
-				continue
-			}
-			switch c {
-			case '"':
-				inString = true
-			case '{', '[':
-				if len(closing) == maxDepth {
-					return 0, errors.New("invalid json: nested too deep")
-				}
-				closing = append(closing, c+2) // '}' is '{'+2, ']' is '['+2
-			case '}', ']', ',':
-				switch {
-				case len(closing) == 0:
-					s.r.Discard(i + 1)
-					return c, nil
-				case c == ',':
-				case c != closing[len(closing)-1]:
-					return 0, fmt.Errorf("invalid json: %q where %q belongs", c, closing[len(closing)-1])
-				default:
-					closing = closing[:len(closing)-1]
-				}
-			}
+		i, err := sc.next(buf, &s.line)
+		if err != nil {
+			return 0, err
+		}
+		if i >= 0 {
+			s.r.Discard(i + 1)
+			return buf[i], nil
 		}
 		s.r.Discard(len(buf))
 	}
+}
+
+// jsonScan finds the end of a JSON value in a stream, across buffer fills:
+// it tracks strings and brackets only.
+type jsonScan struct {
+	closing  []byte // the bracket that closes each open value
+	inString bool
+	escaped  bool
+	// strict refuses a closing bracket of the wrong kind; otherwise any
+	// closing bracket closes the innermost open value.
+	strict bool
+}
+
+// The bytes jsonScan stops at, outside strings and inside them.
+var (
+	scanStops   = [256]bool{'"': true, '\\': true, '\n': true, '{': true, '}': true, '[': true, ']': true, ',': true}
+	stringStops = [256]bool{'"': true, '\\': true, '\n': true}
+)
+
+// next returns the index in buf of the first ',', '}' or ']' outside every
+// string and bracket, or -1 when buf holds none (scanning goes on with the
+// next buffer). It adds the newlines it reads to *line.
+func (sc *jsonScan) next(buf []byte, line *int64) (int, error) {
+	for i := 0; i < len(buf); i++ {
+		if sc.inString {
+			if sc.escaped {
+				sc.escaped = false
+				if buf[i] == '\n' {
+					*line++
+				}
+				continue
+			}
+			for i < len(buf) && !stringStops[buf[i]] {
+				i++
+			}
+			if i == len(buf) {
+				break
+			}
+			switch buf[i] {
+			case '"':
+				sc.inString = false
+			case '\\':
+				sc.escaped = true
+			case '\n':
+				*line++
+			}
+			continue
+		}
+		for i < len(buf) && !scanStops[buf[i]] {
+			i++
+		}
+		if i == len(buf) {
+			break
+		}
+		switch c := buf[i]; c {
+		case '\n':
+			*line++
+		case '"':
+			sc.inString = true
+		case '{', '[':
+			if len(sc.closing) == maxDepth {
+				return 0, errors.New("invalid json: nested too deep")
+			}
+			sc.closing = append(sc.closing, c+2) // '}' is '{'+2, ']' is '['+2
+		case ',':
+			if len(sc.closing) == 0 {
+				return i, nil
+			}
+		case '}', ']':
+			n := len(sc.closing)
+			if n == 0 {
+				return i, nil
+			}
+			if sc.strict && c != sc.closing[n-1] {
+				return 0, fmt.Errorf("invalid json: %q where %q belongs", c, sc.closing[n-1])
+			}
+			sc.closing = sc.closing[:n-1]
+		}
+	}
+	return -1, nil
 }
 
 // eofOr returns err, or what to say instead of io.EOF, or when err is nil.
@@ -303,11 +352,7 @@ func (s *arrayScanner) element() (string, byte, error) {
 	if cap(s.elem) > 2*readBufSize {
 		s.elem = nil // do not keep one huge element's buffer for good
 	}
-	var (
-		depth    int
-		inString bool
-		escaped  bool
-	)
+	s.scan = jsonScan{closing: s.scan.closing[:0]}
 	for {
 		if _, err := s.r.Peek(1); err != nil {
 			if err == io.EOF {
@@ -316,43 +361,19 @@ func (s *arrayScanner) element() (string, byte, error) {
 			return "", 0, err
 		}
 		buf, _ := s.r.Peek(s.r.Buffered())
-		for i, c := range buf {
-			if c == '\n' {
-				s.line++
+		for from := 0; ; {
+			i, err := s.scan.next(buf[from:], &s.line)
+			if err != nil {
+				return "", 0, err
 			}
-			if inString {
-				switch {
-				case escaped:
-					escaped = false
-				case c == '\\':
-					escaped = true
-				case c == '"':
-					inString = false
-				}
-				continue
+			if i < 0 {
+				break
 			}
-			switch c {
-			case '"':
-				inString = true
-			case '{', '[':
-				depth++
-				if depth > maxDepth {
-					return "", 0, errors.New("invalid json: nested too deep")
-				}
-			case '}':
-				if depth > 0 { // a stray '}' is the element's problem
-					depth--
-				}
-			case ']':
-				if depth == 0 {
-					return s.finish(buf, i, c)
-				}
-				depth--
-			case ',':
-				if depth == 0 {
-					return s.finish(buf, i, c)
-				}
+			i += from
+			if buf[i] != '}' {
+				return s.finish(buf, i, buf[i])
 			}
+			from = i + 1 // a stray '}' is the element's problem
 		}
 		if len(s.elem)+len(buf) > maxLineBytes {
 			return "", 0, fmt.Errorf("array element longer than %d bytes", maxLineBytes)

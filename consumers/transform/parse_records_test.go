@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
@@ -242,4 +244,47 @@ func elementsAt(data, records string) (int, bool) {
 	}
 	arr, ok := doc.([]any)
 	return len(arr), ok
+}
+
+// Escapes, quotes and brackets in strings are read right wherever a buffer
+// fill splits them: the body is read a byte at a time.
+func TestParseJSONArrayAcrossBufferFills(t *testing.T) {
+	const n = 2000
+	want := `q"\"]},{` + "\n"
+	var b strings.Builder
+	b.WriteString(`{"skip": ["\\\"", {"x": "]}"}], "data": [`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `{"id": %d, "pad": "%s", "s": %q}`, i, strings.Repeat(" ", i%13), want)
+	}
+	b.WriteString(`], "after": "\\\"}"}`)
+	doc := b.String()
+	array := doc[strings.Index(doc, "[{") : strings.LastIndex(doc, "]")+1]
+	for _, tt := range []struct {
+		name, body, records string
+	}{{"array", array, ""}, {"records path", doc, "data"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var batches []*Batch
+			rows, err := Parse(context.Background(), iotest.OneByteReader(strings.NewReader(tt.body)),
+				ParseOptions{Format: "json", Records: tt.records}, func(b *Batch) error {
+					batches = append(batches, b)
+					return nil
+				})
+			require.NoError(t, err)
+			require.EqualValues(t, n, rows)
+			last := batches[len(batches)-1]
+			require.EqualValues(t, n, last.LastLine, "one element per line")
+			for _, b := range batches {
+				for _, c := range cols(b) {
+					if c.Name == "s" {
+						for _, v := range c.Values {
+							require.Equal(t, want, v)
+						}
+					}
+				}
+			}
+		})
+	}
 }
