@@ -25,7 +25,7 @@ type arrayScanner struct {
 func parseJSONArray(in *input, b *builder) error {
 	s := &arrayScanner{r: in.buf, line: 1}
 	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
-	if err := s.rows(in, p, "the body"); err != nil {
+	if err := s.rows(in, p, errors.New("invalid json: not an array")); err != nil {
 		return err
 	}
 	// Only whitespace may follow the array.
@@ -48,7 +48,7 @@ func parseJSONAt(in *input, b *builder, path []string) error {
 		}
 	}
 	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
-	if err := s.rows(in, p, pathName(path)); err != nil {
+	if err := s.rows(in, p, fmt.Errorf("records path: %s is not an array", pathName(path))); err != nil {
 		return err
 	}
 	// Close the objects the array is in, then only whitespace may follow.
@@ -71,12 +71,12 @@ func pathName(path []string) string {
 	return strings.Join(path, ".")
 }
 
-// rows reads the array at the reader, one row per element; what names it in
-// the error when it is not an array.
-func (s *arrayScanner) rows(in *input, p *jsonlParser, what string) error {
+// rows reads the array at the reader, one row per element; notArray is the
+// error when there is none.
+func (s *arrayScanner) rows(in *input, p *jsonlParser, notArray error) error {
 	c, err := s.skipWS()
 	if err != nil || c != '[' {
-		return in.fail(s.line, s.eofOr(err, fmt.Errorf("invalid json: %s is not an array", what)))
+		return in.fail(s.line, s.eofOr(err, notArray))
 	}
 	s.r.Discard(1)
 	for first := true; ; first = false {
