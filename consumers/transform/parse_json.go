@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,13 +147,8 @@ func (s *arrayScanner) enter(in *input, key, what string) error {
 		if name == key {
 			return nil
 		}
-		switch end, err := s.skip(in); {
-		case err != nil:
-			return err
-		case end == '}':
-			return notFound
-		case end != ',':
-			return fmt.Errorf("invalid json: %q in an object", end)
+		if more, err := s.skipMember(in); err != nil || !more {
+			return cmp.Or(err, notFound)
 		}
 	}
 }
@@ -161,14 +157,24 @@ func (s *arrayScanner) enter(in *input, key, what string) error {
 // that closes their object.
 func (s *arrayScanner) leave(in *input) error {
 	for {
-		switch end, err := s.skip(in); {
-		case err != nil:
+		if more, err := s.skipMember(in); err != nil || !more {
 			return err
-		case end == '}':
-			return nil
-		case end != ',':
-			return fmt.Errorf("invalid json: %q in an object", end)
 		}
+	}
+}
+
+// skipMember skips the rest of an object member's value and reports whether
+// another member follows (a ',') or the object ends (a '}').
+func (s *arrayScanner) skipMember(in *input) (bool, error) {
+	switch end, err := s.skip(in); {
+	case err != nil:
+		return false, err
+	case end == ',':
+		return true, nil
+	case end == '}':
+		return false, nil
+	default:
+		return false, fmt.Errorf("invalid json: %q in an object", end)
 	}
 }
 

@@ -21,26 +21,35 @@ import (
 	"github.com/trainfeed/trainfeed/producers"
 )
 
-// csvServer serves /src/<n>.csv: rows ids n*rows .. n*rows+rows-1.
-func csvServer(t *testing.T, rows int) *httptest.Server {
+// numberedServer serves the paths pattern matches with one %d, n, with
+// the body write(n) writes, of the given content type.
+func numberedServer(t *testing.T, pattern, contentType string, write func(bw *bufio.Writer, n int)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var n int
-		if _, err := fmt.Sscanf(r.URL.Path, "/src/%d.csv", &n); err != nil {
+		if _, err := fmt.Sscanf(r.URL.Path, pattern, &n); err != nil {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Type", contentType)
 		bw := bufio.NewWriter(w)
+		write(bw, n)
+		bw.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// csvServer serves /src/<n>.csv: rows ids n*rows .. n*rows+rows-1.
+func csvServer(t *testing.T, rows int) *httptest.Server {
+	t.Helper()
+	return numberedServer(t, "/src/%d.csv", "text/csv", func(bw *bufio.Writer, n int) {
 		fmt.Fprintln(bw, "id,value,flag,text")
 		for i := range rows {
 			id := n*rows + i
 			fmt.Fprintf(bw, "%d,%g,%t,\"row %d, source %d\"\n", id, float64(id)/7, id%2 == 0, i, n)
 		}
-		bw.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 func newJob(t *testing.T, out string, f chunk.Format) *pipeline.Job {

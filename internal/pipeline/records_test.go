@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ import (
 // flagged rows under errors, between members a client skips.
 func apiServer(t *testing.T, rows int) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n int
-		if _, err := fmt.Sscanf(r.URL.Path, "/api/%d", &n); err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		bw := bufio.NewWriter(w)
+	return numberedServer(t, "/api/%d", "application/json", func(bw *bufio.Writer, n int) {
 		fmt.Fprintf(bw, `{"meta": {"page": %d, "items": [{"id": -1}]}, "data": {"total": %d, "items": [`, n, rows)
 		for i := range rows {
 			if i > 0 {
@@ -37,10 +29,7 @@ func apiServer(t *testing.T, rows int) *httptest.Server {
 			fmt.Fprintf(bw, `{"id": %d, "text": "row %d, \"page\" %d ]}"}`, id, i, n)
 		}
 		fmt.Fprintf(bw, `]}, "errors": [{"id": %d}], "next": "/api/%d"}`, 100000+n, n+1)
-		bw.Flush()
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 // Records wrapped in an API's JSON document become records by their path;
