@@ -59,7 +59,7 @@ func TestListShowFilter(t *testing.T) {
 	ctx := context.Background()
 	deadLetter(t, js, sourceLetter(t, "a", "s1", false))
 	deadLetter(t, js, sourceLetter(t, "b", "s2", true))
-	fetched, err := wire.Encode(&wire.Fetched{SourceID: "s3", Dataset: "a", URL: "https://example.com/s3.csv", Object: "sha256/00", Size: 12})
+	fetched, err := wire.Encode(&wire.Fetched{SourceID: "s3", Dataset: "a", URL: "https://example.com/s3.csv", Object: "sha256/00", Size: 12, Records: "data"})
 	require.NoError(t, err)
 	deadLetter(t, js, wire.DeadLetter{Stage: topology.ConsumerTransform, Dataset: "a", Subject: "trainfeed.fetched.a",
 		Data: fetched, Error: "malformed CSV line 3", Attempts: 1, SourceID: "s3"})
@@ -110,7 +110,7 @@ func TestListShowFilter(t *testing.T) {
 	require.Equal(t, "s2", p.(wire.Source).ID, "a JSON source decodes")
 	p, err = all[2].Payload()
 	require.NoError(t, err)
-	require.Equal(t, dlq.FetchedSummary{SourceID: "s3", Dataset: "a", URL: "https://example.com/s3.csv", Object: "sha256/00", Size: 12}, p)
+	require.Equal(t, dlq.FetchedSummary{SourceID: "s3", Dataset: "a", URL: "https://example.com/s3.csv", Object: "sha256/00", Size: 12, Records: "data"}, p)
 	p, err = all[3].Payload()
 	require.NoError(t, err)
 	require.Equal(t, []string{"id:int"}, p.(dlq.BatchSummary).Columns)

@@ -29,6 +29,7 @@ type FetchedSummary struct {
 	Dataset     string    `json:"dataset"`
 	URL         string    `json:"url"`
 	Format      string    `json:"format,omitempty"`
+	Records     string    `json:"records,omitempty"`
 	Object      string    `json:"object"`
 	Size        int64     `json:"size"`
 	ContentType string    `json:"content_type,omitempty"`
@@ -61,7 +62,7 @@ func (e *Entry) Payload() (any, error) {
 		}
 		return FetchedSummary{
 			SourceID: f.SourceID, ForSource: f.ForSource, Dataset: f.Dataset, URL: f.URL, Format: f.Format,
-			Object: f.Object, Size: f.Size, ContentType: f.ContentType, Status: f.Status, FromCache: f.FromCache,
+			Records: f.Records, Object: f.Object, Size: f.Size, ContentType: f.ContentType, Status: f.Status, FromCache: f.FromCache,
 			FetchedAt: f.FetchedAt,
 		}, nil
 	case topology.ConsumerCombine:
