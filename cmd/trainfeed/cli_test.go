@@ -64,9 +64,9 @@ func TestREADMERunCommand(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), stderr.String())
-	require.Contains(t, stdout.String(), "sources: 4 ok, 0 failed")
+	require.Contains(t, stdout.String(), "sources: 5 ok, 0 failed")
 	require.Empty(t, stderr.String(), "a clean run logs nothing")
-	for ds, want := range map[string]int{"clicks": 2000, "flowers": 300, "reviews": 500} {
+	for ds, want := range map[string]int{"clicks": 2000, "flowers": 300, "reviews": 500, "events": 200} {
 		ids, m := datasettest.ReadAll(t, out, ds)
 		require.EqualValues(t, want, m.Records, ds)
 		require.Len(t, ids, want, ds)
