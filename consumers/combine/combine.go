@@ -34,7 +34,7 @@ import (
 
 // errStopped is returned to handlers that arrive after the combiner stopped;
 // the runner hands their messages back.
-var errStopped = errors.New("combine stopped")
+var errStopped = fmt.Errorf("combine stopped: %w", runner.ErrStopping)
 
 // Combiner is the combine stage. Run it with Run and hand its Handle to a
 // runner.Runner on the combine consumer.

@@ -5,6 +5,11 @@ import (
 	"time"
 )
 
+// ErrStopping is returned, wrapped, by a handler whose stage stopped under
+// it before the message was done: the runner hands the message back for
+// another member, and does not count the delivery as a failure.
+var ErrStopping = errors.New("stage stopping")
+
 // permanentError marks an error that no retry can fix.
 type permanentError struct{ err error }
 

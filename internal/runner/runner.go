@@ -111,7 +111,8 @@ type Runner struct {
 }
 
 // New returns a runner for consumer cons of js. It reads the consumer's ack
-// window, AckWait and MaxDeliver from its cached info; it starts nothing.
+// window, AckWait and delivery limit (topology.MaxDeliverOf) from its cached
+// info; it starts nothing.
 func New(js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config) (*Runner, error) {
 	if cfg.Stage == "" {
 		return nil, errors.New("runner: stage name is required")
@@ -124,7 +125,7 @@ func New(js jetstream.JetStream, cons jetstream.Consumer, h Handler, cfg Config)
 		return nil, fmt.Errorf("runner %s: consumer has no info", cfg.Stage)
 	}
 	r := &Runner{js: js, cons: cons, h: h, cfg: cfg,
-		window: info.Config.MaxAckPending, ackWait: info.Config.AckWait, maxDel: info.Config.MaxDeliver}
+		window: info.Config.MaxAckPending, ackWait: info.Config.AckWait, maxDel: topology.MaxDeliverOf(info.Config)}
 	if r.window <= 0 {
 		return nil, fmt.Errorf("runner %s: consumer %s has no ack window (MaxAckPending)", cfg.Stage, info.Name)
 	}
@@ -358,10 +359,19 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 		}
 		r.stats.Acked.Add(1)
 		outcome = OutcomeAcked
-	case runCtx.Err() != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled) || topology.IsFull(err)):
-		// Shutting down: the work is not done, hand it back for another member.
+	case errors.Is(err, ErrStopping) ||
+		runCtx.Err() != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled) || topology.IsFull(err)):
+		// Shutting down: the work is not done, hand it back for another
+		// member. However many deliveries it has had, the server delivers it
+		// again (topology.Window.MaxDeliver).
 		r.stats.HandedBack.Add(1)
-		_ = jm.Nak()
+		if runCtx.Err() != nil {
+			_ = jm.Nak()
+		} else {
+			// The stage stopped before its runner did: not at once, or
+			// this runner would take it straight back.
+			_ = jm.NakWithDelay(time.Second)
+		}
 		outcome = OutcomeHandedBack
 	case IsPermanent(err) || (r.maxDel > 0 && m.Delivered >= uint64(r.maxDel)):
 		if r.deadLetter(ctx, jm, m, err) {
@@ -399,7 +409,9 @@ func (r *Runner) backoff(attempt uint64) time.Duration {
 
 // deadLetter publishes the message to the DLQ, then terminates it. If the
 // dead letter cannot be published the message is retried instead, never
-// lost, and deadLetter returns false.
+// lost (the server delivers it again whatever its deliveries, and the next
+// delivery past the limit tries the dead letter again), and deadLetter
+// returns false.
 func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause error) bool {
 	reason := cause.Error()
 	if !IsPermanent(cause) {

@@ -32,9 +32,8 @@ func newRig(t *testing.T, window int, ackWait time.Duration, maxDeliver int) *ri
 	require.NoError(t, err)
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: topology.StreamDLQ, Subjects: []string{topology.SubjectDLQ + ".>"}})
 	require.NoError(t, err)
-	cons, err := js.CreateOrUpdateConsumer(ctx, "WORK", jetstream.ConsumerConfig{
-		Durable: "w", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: window, AckWait: ackWait, MaxDeliver: maxDeliver,
-	})
+	cons, err := js.CreateOrUpdateConsumer(ctx, "WORK", topology.ConsumerConfig("w",
+		topology.Window{MaxAckPending: window, AckWait: ackWait, MaxDeliver: maxDeliver}))
 	require.NoError(t, err)
 	return &rig{js: js, cons: cons}
 }
@@ -271,4 +270,70 @@ func TestRunnerShutdownCancelsAfterGrace(t *testing.T) {
 	<-started
 	stop()
 	r.requireHandedBack(t, 2)
+}
+
+// A message handed back on its last allowed delivery is delivered again:
+// the limit is the runner's, the server's is none, so shutting down never
+// strands a message in its work stream.
+func TestRunnerHandsBackOnLastDelivery(t *testing.T) {
+	r := newRig(t, 4, 30*time.Second, 2)
+	second := make(chan struct{})
+	_, stop := r.start(t, runner.HandlerFunc(func(ctx context.Context, m *runner.Msg) error {
+		if m.Delivered == 1 {
+			return errors.New("connection reset")
+		}
+		close(second)
+		<-ctx.Done()
+		return ctx.Err()
+	}), runner.Config{Grace: 100 * time.Millisecond})
+	r.publish(t, 1)
+	<-second
+	stop()
+	r.requireHandedBack(t, 1)
+	r.deadLetters(t, 0)
+}
+
+// A handler that says its stage is stopping hands the message back, even
+// on the last allowed delivery, and the delivery does not count as failed.
+func TestRunnerStoppingHandsBack(t *testing.T) {
+	r := newRig(t, 4, 30*time.Second, 1)
+	run, _ := r.start(t, runner.HandlerFunc(func(ctx context.Context, m *runner.Msg) error {
+		if m.Delivered == 1 {
+			return fmt.Errorf("combine: %w", runner.ErrStopping)
+		}
+		return nil
+	}), runner.Config{})
+	r.publish(t, 1)
+	require.Eventually(t, func() bool {
+		ack, num := r.pending(t)
+		return run.Stats().Acked.Load() == 1 && ack == 0 && num == 0
+	}, 15*time.Second, 20*time.Millisecond)
+	st := run.Stats()
+	require.EqualValues(t, 1, st.HandedBack.Load())
+	require.Zero(t, st.DeadLettered.Load())
+	require.Zero(t, st.Retried.Load())
+}
+
+// A dead letter that cannot be published, on the last allowed delivery,
+// leaves its message to be delivered and dead-lettered again.
+func TestRunnerRetriesDeadLetter(t *testing.T) {
+	r := newRig(t, 4, 30*time.Second, 1)
+	ctx := context.Background()
+	require.NoError(t, r.js.DeleteStream(ctx, topology.StreamDLQ))
+	var calls atomic.Int64
+	r.start(t, runner.HandlerFunc(func(context.Context, *runner.Msg) error {
+		calls.Add(1)
+		return runner.Permanent(errors.New("404 not found"))
+	}), runner.Config{BackoffMax: 50 * time.Millisecond})
+	r.publish(t, 1)
+	require.Eventually(t, func() bool { return calls.Load() >= 2 }, 15*time.Second, 10*time.Millisecond,
+		"a dead letter that was not published must be tried again")
+	_, err := r.js.CreateStream(ctx, jetstream.StreamConfig{Name: topology.StreamDLQ, Subjects: []string{topology.SubjectDLQ + ".>"}})
+	require.NoError(t, err)
+	dls := r.deadLetters(t, 1)
+	require.Equal(t, "404 not found", dls[0].Error)
+	require.Eventually(t, func() bool {
+		ack, num := r.pending(t)
+		return ack == 0 && num == 0
+	}, 15*time.Second, 10*time.Millisecond)
 }

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,8 +74,44 @@ type Window struct {
 	// AckWait is how long a delivered message may go without an ack or an
 	// in-progress signal before it is redelivered.
 	AckWait time.Duration
-	// MaxDeliver is how many times a message is delivered before it is dead-lettered.
+	// MaxDeliver is how many deliveries of a message may fail before the
+	// stage's runner dead-letters it. The runner counts them, not the
+	// server: the consumer itself redelivers without limit, because a
+	// message the server stops delivering stays in its work stream for good
+	// and reaches no dead letter queue — as one handed back on shutdown, or
+	// whose dead letter could not be published, on its last delivery would.
+	// The limit travels in the consumer's metadata (MetaMaxDeliver), so
+	// every process running the stage reads the same one.
 	MaxDeliver int
+}
+
+// MetaMaxDeliver is the consumer metadata key that holds Window.MaxDeliver.
+const MetaMaxDeliver = "trainfeed.max_deliver"
+
+// ConsumerConfig returns the configuration of the durable pull consumer name
+// with window w: explicit acks, w's ack window and AckWait, and deliveries
+// without a server limit (see Window.MaxDeliver).
+func ConsumerConfig(name string, w Window) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "trainfeed " + name + " stage",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: w.MaxAckPending,
+		MaxWaiting:    512,
+		Metadata:      map[string]string{MetaMaxDeliver: strconv.Itoa(w.MaxDeliver)},
+	}
+}
+
+// MaxDeliverOf returns the delivery limit of a consumer: MetaMaxDeliver
+// from its metadata, else its server-side MaxDeliver (a consumer trainfeed
+// did not make), else 0, no limit.
+func MaxDeliverOf(cfg jetstream.ConsumerConfig) int {
+	if n, err := strconv.Atoi(cfg.Metadata[MetaMaxDeliver]); err == nil && n > 0 {
+		return n
+	}
+	return max(cfg.MaxDeliver, 0)
 }
 
 // Config sizes the topology.
@@ -389,15 +426,7 @@ func (t *Topology) Reclaim(ctx context.Context) error {
 }
 
 func consumer(ctx context.Context, js jetstream.JetStream, stream, name string, w Window) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:       name,
-		Description:   "trainfeed " + name + " stage",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       w.AckWait,
-		MaxDeliver:    w.MaxDeliver,
-		MaxAckPending: w.MaxAckPending,
-		MaxWaiting:    512,
-	})
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, ConsumerConfig(name, w))
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", name, stream, err)
 	}
