@@ -17,14 +17,15 @@ import (
 // depth 0; only brackets or quotes that do not balance lose the thread.
 type arrayScanner struct {
 	r    *bufio.Reader
-	line int64    // line of the next byte
-	elem []byte   // the element being read, when it spans buffer fills
-	scan jsonScan // the element's scan
+	lim  *limitReader // reset as bytes that are not kept stream past
+	line int64        // line of the next byte
+	elem []byte       // the element being read, when it spans buffer fills
+	scan jsonScan     // the element's scan
 }
 
 // parseJSONArray reads a JSON array of objects, one row per element.
 func parseJSONArray(in *input, b *builder) error {
-	s := &arrayScanner{r: in.buf, line: 1}
+	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
 	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
 	if err := s.rows(in, p, errors.New("invalid json: not an array")); err != nil {
 		return err
@@ -42,9 +43,9 @@ func parseJSONArray(in *input, b *builder) error {
 // parseJSONArray does: the members before and after the array are skipped
 // as they stream past, checked only for balanced brackets and quotes.
 func parseJSONAt(in *input, b *builder, path []string) error {
-	s := &arrayScanner{r: in.buf, line: 1}
+	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
 	for i, key := range path {
-		if err := s.enter(in, key, pathName(path[:i])); err != nil {
+		if err := s.enter(key, pathName(path[:i])); err != nil {
 			return in.fail(s.line, err)
 		}
 	}
@@ -54,7 +55,7 @@ func parseJSONAt(in *input, b *builder, path []string) error {
 	}
 	// Close the objects the array is in, then only whitespace may follow.
 	for range path {
-		if err := s.leave(in); err != nil {
+		if err := s.leave(); err != nil {
 			return in.fail(s.line, err)
 		}
 	}
@@ -76,12 +77,14 @@ func pathName(path []string) string {
 // error when there is none.
 func (s *arrayScanner) rows(in *input, p *jsonlParser, notArray error) error {
 	c, err := s.skipWS()
-	if err != nil || c != '[' {
-		return in.fail(s.line, s.eofOr(err, notArray))
+	if err != nil {
+		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: unexpected end of input")))
+	}
+	if c != '[' {
+		return in.fail(s.line, notArray)
 	}
 	s.r.Discard(1)
 	for first := true; ; first = false {
-		in.lim.reset()
 		c, err := s.skipWS()
 		if err != nil {
 			return in.fail(s.line, s.eofOr(err, nil))
@@ -115,7 +118,7 @@ func (s *arrayScanner) rows(in *input, p *jsonlParser, notArray error) error {
 // enter reads the start of an object and its members up to the one named
 // key, and stops at the start of that member's value. what names the object
 // in errors.
-func (s *arrayScanner) enter(in *input, key, what string) error {
+func (s *arrayScanner) enter(key, what string) error {
 	c, err := s.skipWS()
 	if err != nil {
 		return s.eofOr(err, errors.New("invalid json: unexpected end of input"))
@@ -147,7 +150,7 @@ func (s *arrayScanner) enter(in *input, key, what string) error {
 		if name == key {
 			return nil
 		}
-		if more, err := s.skipMember(in); err != nil || !more {
+		if more, err := s.skipMember(); err != nil || !more {
 			return cmp.Or(err, notFound)
 		}
 	}
@@ -155,9 +158,9 @@ func (s *arrayScanner) enter(in *input, key, what string) error {
 
 // leave skips the members that follow the value just read, up to the '}'
 // that closes their object.
-func (s *arrayScanner) leave(in *input) error {
+func (s *arrayScanner) leave() error {
 	for {
-		if more, err := s.skipMember(in); err != nil || !more {
+		if more, err := s.skipMember(); err != nil || !more {
 			return err
 		}
 	}
@@ -165,8 +168,8 @@ func (s *arrayScanner) leave(in *input) error {
 
 // skipMember skips the rest of an object member's value and reports whether
 // another member follows (a ',') or the object ends (a '}').
-func (s *arrayScanner) skipMember(in *input) (bool, error) {
-	switch end, err := s.skip(in); {
+func (s *arrayScanner) skipMember() (bool, error) {
+	switch end, err := s.skip(); {
 	case err != nil:
 		return false, err
 	case end == ',':
@@ -217,10 +220,10 @@ func (s *arrayScanner) key() (string, error) {
 
 // skip reads past a value and the ',', '}' or ']' that ends it, which it
 // returns, without holding any of it: it tracks strings and brackets only.
-func (s *arrayScanner) skip(in *input) (byte, error) {
+func (s *arrayScanner) skip() (byte, error) {
 	sc := jsonScan{strict: true}
 	for {
-		in.lim.reset() // a skipped value may be of any size
+		s.lim.reset() // a skipped value may be of any size
 		if _, err := s.r.Peek(1); err != nil {
 			return 0, s.eofOr(err, errors.New("invalid json: unexpected end of input in an object"))
 		}
@@ -331,6 +334,7 @@ func (s *arrayScanner) eofOr(err, instead error) error {
 // skipWS skips JSON whitespace and returns the next byte without reading it.
 func (s *arrayScanner) skipWS() (byte, error) {
 	for {
+		s.lim.reset() // whitespace is not kept
 		buf, err := s.r.Peek(1)
 		if err != nil {
 			return 0, err

@@ -126,6 +126,16 @@ func TestParseRecordsPathGzip(t *testing.T) {
 	require.Equal(t, []any{int64(1), int64(2)}, got)
 }
 
+// Whitespace, like a skipped value, may be longer than a record may be.
+func TestParseRecordsPathLongWhitespace(t *testing.T) {
+	ws := strings.Repeat(" ", maxLineBytes+readBufSize+1)
+	input := "{" + ws + `"data":` + ws + `[` + ws + `{"id": 1}]` + ws + "}" + ws
+	batches, _, err := parseAll(t, []byte(input), ParseOptions{Records: "data"})
+	require.NoError(t, err)
+	got, _ := ids(t, batches)
+	require.Equal(t, []any{int64(1)}, got)
+}
+
 // A skipped value may be larger than a record may be: it streams past.
 func TestParseRecordsPathSkipsLargeValues(t *testing.T) {
 	blob := strings.Repeat("x", maxLineBytes+readBufSize+1)
@@ -162,6 +172,7 @@ func TestParseRecordsPathErrors(t *testing.T) {
 		{"not a key after a member", `{"data": [], 5: 1}`, "x", "", 1, "invalid json: want a key in the document, found '5'"},
 		{"a number for a key", `{5: 1}`, "data", "", 1, "invalid json: want a key in the document"},
 		{"data after the document", `{"data": []} {}`, "data", "", 1, "invalid json: data after the document"},
+		{"cut before the array", "{\"data\":\n", "data", "", 2, "invalid json: unexpected end of input"},
 		{"an empty key in the path", `{"data": []}`, "data..items", "", 0, `records path "data..items": empty key`},
 		{"a format that is not JSON", `{"data": []}`, "data", "csv", 0, `records path "data" needs a JSON document, not csv`},
 		{"JSON lines", `{"data": []}`, "data", "jsonl", 0, "needs a JSON document, not jsonl"},
@@ -193,6 +204,8 @@ func FuzzJSONAt(f *testing.F) {
 		`{"data": [{"a": 1}]} x`,
 		`[{"a": 1}]`,
 		`{"data": [{"a": {"b": [1, "]"]}}, {}], "data": 5}`,
+		`{"data": [{"a": 1}], "data": []}`,
+		`{"data": null, "data": [{"a": 1}]}`,
 	} {
 		f.Add(s, uint8(0))
 	}
@@ -226,24 +239,41 @@ func FuzzJSONAt(f *testing.F) {
 }
 
 // elementsAt returns the length of the array at path in the document
-// encoding/json reads from data, and whether there is one there.
+// encoding/json reads from data, and whether there is one there. Where a
+// key repeats, the first is the one on the path, as for Parse.
 func elementsAt(data, records string) (int, bool) {
-	var doc any
-	if err := json.Unmarshal([]byte(data), &doc); err != nil {
+	if !json.Valid([]byte(data)) {
 		return 0, false
 	}
+	dec := json.NewDecoder(strings.NewReader(data))
 	path, _ := wire.RecordsPath(records)
 	for _, key := range path {
-		obj, ok := doc.(map[string]any)
-		if !ok {
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			return 0, false
 		}
-		if doc, ok = obj[key]; !ok {
+		found := false
+		for !found && dec.More() {
+			name, err := dec.Token()
+			if err != nil {
+				return 0, false
+			}
+			if found = name == key; !found {
+				var skip json.RawMessage
+				if dec.Decode(&skip) != nil {
+					return 0, false
+				}
+			}
+		}
+		if !found {
 			return 0, false
 		}
 	}
-	arr, ok := doc.([]any)
-	return len(arr), ok
+	var raw json.RawMessage
+	var arr []json.RawMessage
+	if dec.Decode(&raw) != nil || raw[0] != '[' || json.Unmarshal(raw, &arr) != nil {
+		return 0, false // not an array: null decodes into a slice too
+	}
+	return len(arr), true
 }
 
 // Escapes, quotes and brackets in strings are read right wherever a buffer
