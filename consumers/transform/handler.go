@@ -218,6 +218,12 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 			return err
 		}
 		p.noteSkips(b)
+		if p.part == 0 && b.Last && p.f.Records == "" {
+			if path := recordsHint(b); path != "" {
+				p.log.Warn("the body is one JSON document read as one record; to read the array of objects in it as records, give the source a records path",
+					"records", path)
+			}
+		}
 		if p.run != nil {
 			var err error
 			if b, err = p.run.apply(b); err != nil {

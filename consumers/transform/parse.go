@@ -208,6 +208,11 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 			format = FormatJSONL
 		}
 	}
+	stream := false // JSON objects spread over lines
+	if format == FormatJSONL {
+		head, _ := in.buf.Peek(readBufSize)
+		stream = !isJSONLines(head)
+	}
 	b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 	switch format {
 	case FormatJSON:
@@ -217,7 +222,11 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 			err = parseJSONArray(in, b)
 		}
 	case FormatJSONL:
-		err = parseJSONL(in, b)
+		if stream {
+			err = parseJSONStream(in, b)
+		} else {
+			err = parseJSONL(in, b)
+		}
 	case FormatTSV:
 		err = parseCSV(in, b, '\t')
 	default:

@@ -2,12 +2,17 @@ package transform
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // arrayScanner finds the elements of a JSON array in a stream without
@@ -63,6 +68,59 @@ func parseJSONAt(in *input, b *builder, path []string) error {
 		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the document")))
 	}
 	return p.flush(true)
+}
+
+// parseJSONStream reads JSON objects that follow one another, each of them
+// possibly spread over lines — one pretty-printed document, or what jq
+// prints — one row each. A body whose first line holds a whole object is
+// JSON lines instead (parseJSONL), which can skip a malformed line and go
+// on: here, quotes or brackets that do not balance lose the thread.
+func parseJSONStream(in *input, b *builder) error {
+	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
+	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	for {
+		c, err := s.skipWS()
+		if err == io.EOF {
+			return p.flush(true)
+		}
+		if err != nil {
+			return in.fail(s.line, err)
+		}
+		line := s.line
+		if c != '{' {
+			return in.fail(line, fmt.Errorf("invalid json: %q where an object should start", c))
+		}
+		s.r.Discard(1)
+		text, _, err := s.until("}", "an object")
+		if err != nil {
+			return in.fail(line, err)
+		}
+		if err := p.addRow(line, "{"+text+"}"); err != nil {
+			return err
+		}
+	}
+}
+
+// isJSONLines reports whether the body that head starts, with a '{', is
+// JSON lines: its first line holds a whole object, or is too long to tell.
+func isJSONLines(head []byte) bool {
+	head = bytes.TrimLeft(head, " \t\r\n")
+	line, _, found := bytes.Cut(head, []byte("\n"))
+	if !found || len(line) == 0 || line[0] != '{' {
+		return true
+	}
+	var sc jsonScan
+	var n int64
+	for rest := line[1:]; ; {
+		i, err := sc.next(rest, &n)
+		if err != nil || i < 0 {
+			return false
+		}
+		if rest[i] == '}' {
+			return true
+		}
+		rest = rest[i+1:]
+	}
 }
 
 // pathName names the value at path in errors: "the document" or "data.items".
@@ -358,6 +416,14 @@ func (s *arrayScanner) skipWS() (byte, error) {
 // it at depth 0, and returns its text (which may hold trailing whitespace)
 // and the byte that ended it. The ending byte is read too.
 func (s *arrayScanner) element() (string, byte, error) {
+	return s.until(",]", "array element")
+}
+
+// until reads up to the first of the bytes ends that comes outside strings
+// and brackets, and returns the text before it and that byte, which it reads
+// too. A ',', '}' or ']' outside brackets that is not one of ends is part of
+// the text: the row parser finds it malformed. what names the text in errors.
+func (s *arrayScanner) until(ends, what string) (string, byte, error) {
 	s.elem = s.elem[:0]
 	if cap(s.elem) > 2*readBufSize {
 		s.elem = nil // do not keep one huge element's buffer for good
@@ -366,7 +432,7 @@ func (s *arrayScanner) element() (string, byte, error) {
 	for {
 		if _, err := s.r.Peek(1); err != nil {
 			if err == io.EOF {
-				err = errors.New("invalid json: unexpected end of input in array element")
+				err = fmt.Errorf("invalid json: unexpected end of input in %s", what)
 			}
 			return "", 0, err
 		}
@@ -380,13 +446,13 @@ func (s *arrayScanner) element() (string, byte, error) {
 				break
 			}
 			i += from
-			if buf[i] != '}' {
+			if strings.IndexByte(ends, buf[i]) >= 0 {
 				return s.finish(buf, i, buf[i])
 			}
-			from = i + 1 // a stray '}' is the element's problem
+			from = i + 1
 		}
 		if len(s.elem)+len(buf) > maxLineBytes {
-			return "", 0, fmt.Errorf("array element longer than %d bytes", maxLineBytes)
+			return "", 0, fmt.Errorf("%s longer than %d bytes", what, maxLineBytes)
 		}
 		s.elem = append(s.elem, buf...)
 		s.r.Discard(len(buf))
@@ -403,4 +469,45 @@ func (s *arrayScanner) finish(buf []byte, i int, end byte) (string, byte, error)
 	}
 	s.r.Discard(i + 1)
 	return text, end, nil
+}
+
+// recordsHint returns the records path a source most likely wants when its
+// whole body was read as one record (b's only row): the first column, or
+// key of a column one level down, that holds an array of objects. It
+// returns "" when there is none, or b holds more than one row.
+func recordsHint(b *Batch) string {
+	if b.Rows != 1 {
+		return ""
+	}
+	for i := range b.Columns {
+		c := &b.Columns[i]
+		if c.Type != wire.TypeString || len(c.Strings) != 1 || (c.Nulls != nil && c.Nulls[0]) || strings.Contains(c.Name, ".") {
+			continue
+		}
+		v := c.Strings[0]
+		if isObjectArray([]byte(v)) {
+			return c.Name
+		}
+		var obj map[string]json.RawMessage
+		if !strings.HasPrefix(v, "{") || json.Unmarshal([]byte(v), &obj) != nil {
+			continue
+		}
+		keys := slices.Sorted(maps.Keys(obj))
+		for _, k := range keys {
+			if !strings.Contains(k, ".") && isObjectArray(obj[k]) {
+				return c.Name + "." + k
+			}
+		}
+	}
+	return ""
+}
+
+// isObjectArray reports whether text is a JSON array whose first element is
+// an object.
+func isObjectArray(text []byte) bool {
+	var elems []json.RawMessage
+	if len(text) == 0 || text[0] != '[' || json.Unmarshal(text, &elems) != nil || len(elems) == 0 {
+		return false
+	}
+	return elems[0][0] == '{'
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -317,4 +319,136 @@ func TestParseJSONArrayAcrossBufferFills(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRecordsHint(t *testing.T) {
+	for _, tt := range []struct{ body, want string }{
+		{`{"page": 1, "data": [{"id": 1}, {"id": 2}]}`, "data"},
+		{`{"meta": {"n": [1, 2]}, "data": {"total": 2, "items": [{"id": 1}]}}`, "data.items"},
+		{`{"results": [], "items": [{"id": 1}]}`, "items"},
+		{`{"id": 1, "tags": ["a", "b"]}`, ""},
+		{`{"id": 1, "name": "[{not json"}`, ""},
+		{"{\"id\": 1}\n{\"id\": 2, \"data\": [{\"a\": 1}]}\n", ""}, // two records: JSON lines
+	} {
+		batches, _, err := parseAll(t, []byte(tt.body), ParseOptions{})
+		require.NoError(t, err)
+		require.Len(t, batches, 1)
+		require.Equal(t, tt.want, recordsHint(batches[0]), tt.body)
+	}
+}
+
+// A body of JSON objects spread over lines — one pretty-printed document,
+// or jq's output — is read one object per row, whatever the JSON hint.
+func TestParseJSONStream(t *testing.T) {
+	tests := []struct {
+		name, input, format string
+		want                []any
+		lines               []int64
+		skipped             int
+	}{
+		{name: "one document", input: "{\n  \"id\": 1,\n  \"tags\": [\"a\", \"}\"]\n}\n", want: []any{int64(1)}, lines: []int64{1}},
+		{name: "jq output", input: "{\n  \"id\": 1\n}\n{\n  \"id\": 2\n}\n", want: []any{int64(1), int64(2)}, lines: []int64{1, 4}},
+		{name: "jsonl hint", input: "{\n\"id\": 1}  {\"id\": 2}", format: "jsonl", want: []any{int64(1), int64(2)}, lines: []int64{1, 2}},
+		{name: "json hint", input: " \n{\n\"id\": 1\n}", format: "json", want: []any{int64(1)}, lines: []int64{2}},
+		{name: "a malformed object is a skipped row", input: "{\n\"id\": 01\n}\n{\n\"id\": 2\n}", want: []any{int64(2)}, lines: []int64{4}, skipped: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			batches, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: tt.format})
+			require.NoError(t, err)
+			got, skipped := ids(t, batches)
+			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.skipped, skipped)
+			var lines []int64
+			for _, b := range batches {
+				if b.Rows > 0 {
+					lines = append(lines, b.FirstLine)
+				}
+			}
+			if len(tt.lines) == 1 {
+				require.Equal(t, tt.lines, lines)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, input, msg string }{
+		{"not an object", "{\n\"id\": 1\n}\n[1]\n", `line 4: invalid json: '[' where an object should start`},
+		{"cut short", "{\n\"id\": 1\n", "line 1: invalid json: unexpected end of input in an object"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := parseAll(t, []byte(tt.input), ParseOptions{})
+			var pe *ParseError
+			require.ErrorAs(t, err, &pe)
+			require.EqualError(t, err, tt.msg)
+		})
+	}
+}
+
+func TestIsJSONLines(t *testing.T) {
+	for _, tt := range []struct {
+		head string
+		want bool
+	}{
+		{"{\"a\": 1}\n{\"a\": 2}\n", true},
+		{"  {\"a\": \"}{\"}\n", true},
+		{"{\"a\": {\"b\": [1, {}]}}\n", true},
+		{"{\"a\": 1", true}, // no newline within the head: too long to tell
+		{"{\n\"a\": 1\n}\n", false},
+		{"{\"a\": [\n1]}\n", false},
+		{"{\"a\": \"x\\\"}\n", false},
+	} {
+		require.Equal(t, tt.want, isJSONLines([]byte(tt.head)), tt.head)
+	}
+}
+
+// FuzzJSONStream checks the reader of objects spread over lines against
+// encoding/json's decoder: when the body is not JSON lines and the decoder
+// reads it as objects only, Parse finds as many rows, none skipped.
+func FuzzJSONStream(f *testing.F) {
+	for _, s := range []string{
+		"{\n  \"a\": 1\n}\n{\n  \"b\": \"}{\"\n}\n",
+		"{\n\"a\": [1, {\"b\": \"\\\"]\"}]}   {\"c\": null}",
+		"{\n\"a\": 01\n}",
+		"{\n\"a\": 1\n}\n[1]",
+		"{\n\"a\": 1\n",
+		"{\n}\n{}\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		var rows int64
+		skipped := 0
+		n, err := Parse(context.Background(), strings.NewReader(data), ParseOptions{MaxBatchRows: 3}, func(b *Batch) error {
+			rows += int64(b.Rows)
+			skipped += b.SkippedRows
+			return nil
+		})
+		if err != nil {
+			var pe *ParseError
+			require.True(t, errors.As(err, &pe), "%v is not a *ParseError", err)
+		} else {
+			require.Equal(t, n, rows)
+		}
+		trimmed := strings.TrimLeft(data, " \t\r\n")
+		if !strings.HasPrefix(trimmed, "{") || isJSONLines([]byte(data)) || !utf8.ValidString(data) ||
+			strings.Count(data, "[")+strings.Count(data, "{") > 1000 {
+			return // not this reader's, decoded as Latin-1, or near the depth limit
+		}
+		dec := json.NewDecoder(strings.NewReader(data))
+		objects := 0
+		for {
+			var v any
+			if err := dec.Decode(&v); err == io.EOF {
+				break
+			} else if err != nil {
+				return
+			}
+			if _, ok := v.(map[string]any); !ok {
+				return
+			}
+			objects++
+		}
+		require.NoError(t, err, "encoding/json reads %d objects", objects)
+		require.EqualValues(t, objects, rows, "rows of %q", data)
+		require.Zero(t, skipped, "skipped rows of %q", data)
+	})
 }

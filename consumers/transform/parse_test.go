@@ -336,7 +336,6 @@ func TestParseMalformed(t *testing.T) {
 		{name: "leading zero", input: "{\"a\":01}\n", format: "jsonl", line: 1},
 		{name: "bad escape", input: "{\"a\":\"\\x\"}\n", format: "jsonl", line: 1},
 		{name: "control character", input: "{\"a\":\"\t\"}\n", format: "jsonl", line: 1},
-		{name: "pretty printed", input: "{\n\"a\": 1\n}\n", format: "jsonl", line: 1},
 		{name: "unsupported format", input: "a\n", format: "parquet", line: 0, msg: `unsupported format "parquet"`},
 	}
 	for _, tt := range tests {
