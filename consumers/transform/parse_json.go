@@ -102,24 +102,50 @@ func parseJSONStream(in *input, b *builder) error {
 }
 
 // isJSONLines reports whether the body that head starts, with a '{', is
-// JSON lines: its first line holds a whole object, or is too long to tell.
+// JSON lines: its first line holds a whole object, or one of the next 16
+// lines is a whole object and nothing else (the first line is then a
+// malformed record, to skip), or the first line is too long to tell. Lines
+// of a pretty-printed object are never a whole object alone: they hold a
+// key, or end with a ','.
 func isJSONLines(head []byte) bool {
 	head = bytes.TrimLeft(head, " \t\r\n")
-	line, _, found := bytes.Cut(head, []byte("\n"))
-	if !found || len(line) == 0 || line[0] != '{' {
+	first, rest, found := bytes.Cut(head, []byte("\n"))
+	if !found {
 		return true
+	}
+	if end := objectEnd(first); end >= 0 {
+		return true
+	}
+	for range 16 {
+		var line []byte
+		if line, rest, found = bytes.Cut(rest, []byte("\n")); !found {
+			return false // a partial line tells nothing
+		}
+		line = bytes.TrimSpace(line)
+		if end := objectEnd(line); end >= 0 && end == len(line) {
+			return true
+		}
+	}
+	return false
+}
+
+// objectEnd returns the index just past the object that line starts with,
+// or -1 when line does not start with '{' or the object does not end on it.
+func objectEnd(line []byte) int {
+	if len(line) == 0 || line[0] != '{' {
+		return -1
 	}
 	var sc jsonScan
 	var n int64
-	for rest := line[1:]; ; {
-		i, err := sc.next(rest, &n)
+	for from := 1; ; {
+		i, err := sc.next(line[from:], &n)
 		if err != nil || i < 0 {
-			return false
+			return -1
 		}
-		if rest[i] == '}' {
-			return true
+		if line[from+i] == '}' {
+			return from + i + 1
 		}
-		rest = rest[i+1:]
+		from += i + 1
 	}
 }
 

@@ -395,6 +395,11 @@ func TestIsJSONLines(t *testing.T) {
 		{"{\n\"a\": 1\n}\n", false},
 		{"{\"a\": [\n1]}\n", false},
 		{"{\"a\": \"x\\\"}\n", false},
+		{"{\"id\": 1, \"x\": \n{\"id\":2}\n{\"id\":3}\n", true},        // a malformed first line of JSON lines
+		{"{\"id\": \"open\n\n  {\"id\": 2}  \r\n", true},               // the same, with blank lines and CRLF
+		{"{\n  \"data\": [\n    {},\n    {\"id\": 1}\n  ]\n}\n", true}, // a compact last element: reads as JSON lines
+		{"{\n  \"data\": [\n    {},\n    {\"id\": 1},\n", false},
+		{"{\n \"a\": {\"b\": 1},\n \"c\": 2\n}\n", false},
 	} {
 		require.Equal(t, tt.want, isJSONLines([]byte(tt.head)), tt.head)
 	}
@@ -451,4 +456,16 @@ func FuzzJSONStream(f *testing.F) {
 		require.EqualValues(t, objects, rows, "rows of %q", data)
 		require.Zero(t, skipped, "skipped rows of %q", data)
 	})
+}
+
+// JSON lines whose first line is malformed are still JSON lines: that line
+// is skipped, the rest are records.
+func TestParseJSONLinesMalformedFirstLine(t *testing.T) {
+	for _, format := range []string{"", "jsonl"} {
+		batches, n, err := parseAll(t, []byte("{\"id\": 1, \"x\": \n{\"id\":2}\n{\"id\":3}\n{\"id\":4}\n"), ParseOptions{Format: format})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, n)
+		_, skipped := ids(t, batches)
+		require.Equal(t, 1, skipped)
+	}
 }
