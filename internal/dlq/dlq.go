@@ -194,6 +194,9 @@ func (q *Queue) Replay(ctx context.Context, entries []Entry) ([]uint64, error) {
 		if !replayable(e.Subject) {
 			return done, fmt.Errorf("replay %d: subject %q is not a trainfeed stage input", e.Seq, e.Subject)
 		}
+		if len(e.Data) == 0 && e.DataOmitted > 0 {
+			return done, fmt.Errorf("replay %d: its %d-byte message was too large to keep in the dead letter: rebuild its source instead (trainfeed rebuild)", e.Seq, e.DataOmitted)
+		}
 		m := nats.NewMsg(e.Subject)
 		m.Data = e.Data
 		for k, vs := range e.Headers {

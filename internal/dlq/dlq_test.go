@@ -167,6 +167,14 @@ func TestReplay(t *testing.T) {
 	require.ErrorContains(t, err, "not a trainfeed stage input")
 	n, _ = q.Count(ctx, dlq.Filter{})
 	require.EqualValues(t, 1, n)
+
+	deadLetter(t, js, wire.DeadLetter{Stage: "combine", Dataset: "a", Subject: "trainfeed.records.a", DataOmitted: 3 << 20})
+	bad, err = q.List(ctx, dlq.Filter{Stage: "combine"}, 0)
+	require.NoError(t, err)
+	_, err = q.Replay(ctx, bad)
+	require.ErrorContains(t, err, "its 3145728-byte message was too large to keep in the dead letter: rebuild its source instead")
+	n, _ = q.Count(ctx, dlq.Filter{})
+	require.EqualValues(t, 2, n)
 }
 
 func TestReplayFull(t *testing.T) {

@@ -315,40 +315,16 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 		m.Delivered, m.StreamSeq = md.NumDelivered, md.Sequence.Stream
 	}
 
-	// Keep the message ours while the handler works, however long it takes.
-	var mu sync.Mutex
-	done := false
-	var keepAlive *time.Timer
-	mu.Lock()
-	keepAlive = time.AfterFunc(r.ackWait/3, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if done {
-			return
-		}
-		_ = jm.InProgress()
-		keepAlive.Reset(r.ackWait / 3)
-	})
-	mu.Unlock()
 	start := time.Now()
-	err := r.h.Handle(ctx, m)
-	// A stream this stage publishes into is full: hold the message (the
-	// keep-alive above sends in-progress) and try again, without using up
-	// an attempt, until the stream drains or the runner stops.
-	for hold := 1; err != nil && topology.IsFull(err) && runCtx.Err() == nil; hold++ {
-		if hold == 1 {
-			r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
-		}
-		select {
-		case <-runCtx.Done():
-		case <-time.After(r.holdDelay(hold)):
-			err = r.h.Handle(ctx, m)
-		}
+	var err error
+	if r.maxDel > 0 && m.Delivered > 2*uint64(r.maxDel) {
+		// Far past its limit: deliveries ended without an ack or a nak, as
+		// when the process handling the message crashes on it. Handling it
+		// again would crash the next one.
+		err = Permanent(fmt.Errorf("delivered %d times (limit %d), mostly without an outcome: a stage process may have crashed handling it", m.Delivered, r.maxDel))
+	} else {
+		err = r.work(runCtx, ctx, jm, m)
 	}
-	mu.Lock()
-	done = true
-	keepAlive.Stop()
-	mu.Unlock()
 
 	outcome := OutcomeRetried
 	log := r.cfg.Logger
@@ -392,6 +368,47 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 	}
 }
 
+// work runs the handler on m, keeping the message with in-progress signals
+// however long it takes, and holding it while a stream it publishes into
+// is full.
+func (r *Runner) work(runCtx, ctx context.Context, jm jetstream.Msg, m *Msg) error {
+	var mu sync.Mutex
+	done := false
+	var keepAlive *time.Timer
+	mu.Lock()
+	keepAlive = time.AfterFunc(r.ackWait/3, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
+		}
+		_ = jm.InProgress()
+		keepAlive.Reset(r.ackWait / 3)
+	})
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		done = true
+		keepAlive.Stop()
+		mu.Unlock()
+	}()
+	err := r.h.Handle(ctx, m)
+	// A stream this stage publishes into is full: hold the message (the
+	// keep-alive above sends in-progress) and try again, without using up
+	// an attempt, until the stream drains or the runner stops.
+	for hold := 1; err != nil && topology.IsFull(err) && runCtx.Err() == nil; hold++ {
+		if hold == 1 {
+			r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+		}
+		select {
+		case <-runCtx.Done():
+		case <-time.After(r.holdDelay(hold)):
+			err = r.h.Handle(ctx, m)
+		}
+	}
+	return err
+}
+
 // holdDelay is the wait before the n-th new attempt at a message held while
 // downstream is full: 250ms doubling to 5s.
 func (r *Runner) holdDelay(n int) time.Duration {
@@ -406,6 +423,10 @@ func (r *Runner) backoff(attempt uint64) time.Duration {
 	jitter := 0.8 + 0.4*rand.Float64()
 	return time.Duration(float64(d) * jitter)
 }
+
+// deadLetterHeadroom is what a dead letter leaves of the server's maximum
+// payload for its headers.
+const deadLetterHeadroom = 4 << 10
 
 // deadLetter publishes the message to the DLQ, then terminates it. If the
 // dead letter cannot be published the message is retried instead, never
@@ -425,6 +446,13 @@ func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause
 		r.cfg.Annotate(m, dl)
 	}
 	data, err := wire.Encode(dl)
+	if limit := r.js.Conn().MaxPayload() - deadLetterHeadroom; err == nil && int64(len(data)) > limit {
+		// Too large to publish, ever: keep what tells where it came from
+		// (source, URL, subject, sequence) and the reason, not the message.
+		dl.DataOmitted, dl.Data = len(dl.Data), nil
+		dl.Error += fmt.Sprintf(" (the %d-byte message was too large to keep in a dead letter)", dl.DataOmitted)
+		data, err = wire.Encode(dl)
+	}
 	if err == nil {
 		id := fmt.Sprintf("dlq/%s/%s/%d", r.cfg.Stage, m.Subject, m.StreamSeq)
 		_, err = r.js.Publish(ctx, topology.DLQSubject(r.cfg.Stage, m.Dataset), data, jetstream.WithMsgID(id))

@@ -337,3 +337,52 @@ func TestRunnerRetriesDeadLetter(t *testing.T) {
 		return ack == 0 && num == 0
 	}, 15*time.Second, 10*time.Millisecond)
 }
+
+// A message whose deliveries end without an outcome, as when the process
+// handling it crashes on it, is dead-lettered unhandled once it is far past
+// its limit, instead of crashing member after member for good.
+func TestRunnerDeadLettersWhatCrashesItsMembers(t *testing.T) {
+	r := newRig(t, 4, time.Second, 2)
+	r.publish(t, 1)
+	for range 4 { // four members that died holding it
+		batch, err := r.cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		require.NoError(t, err)
+		got := 0
+		for range batch.Messages() {
+			got++
+		}
+		require.Equal(t, 1, got)
+	}
+	var calls atomic.Int64
+	run, _ := r.start(t, runner.HandlerFunc(func(context.Context, *runner.Msg) error {
+		calls.Add(1)
+		return nil
+	}), runner.Config{})
+	dls := r.deadLetters(t, 1)
+	require.Equal(t, "delivered 5 times (limit 2), mostly without an outcome: a stage process may have crashed handling it", dls[0].Error)
+	require.Zero(t, calls.Load(), "the handler must not see it again")
+	require.EqualValues(t, 1, run.Stats().DeadLettered.Load())
+}
+
+// A dead letter too large to publish keeps everything but the message, and
+// says so: it is published once, not retried for good.
+func TestRunnerDeadLetterTooLarge(t *testing.T) {
+	r := newRig(t, 4, 30*time.Second, 5)
+	big := make([]byte, r.js.Conn().MaxPayload()-200)
+	_, err := r.js.Publish(context.Background(), "work.ds", big)
+	require.NoError(t, err)
+	var calls atomic.Int64
+	r.start(t, runner.HandlerFunc(func(context.Context, *runner.Msg) error {
+		calls.Add(1)
+		return runner.Permanent(errors.New("malformed"))
+	}), runner.Config{})
+	dls := r.deadLetters(t, 1)
+	require.Empty(t, dls[0].Data)
+	require.Equal(t, len(big), dls[0].DataOmitted)
+	require.Equal(t, fmt.Sprintf("malformed (the %d-byte message was too large to keep in a dead letter)", len(big)), dls[0].Error)
+	require.Eventually(t, func() bool {
+		ack, num := r.pending(t)
+		return ack == 0 && num == 0
+	}, 15*time.Second, 10*time.Millisecond)
+	require.EqualValues(t, 1, calls.Load())
+}

@@ -200,18 +200,21 @@ type Chunk struct {
 
 // DeadLetter is a message a stage gave up on, with why.
 type DeadLetter struct {
-	V         int                 `msgpack:"v" json:"v"`
-	Stage     string              `msgpack:"stage" json:"stage"`
-	Dataset   string              `msgpack:"dataset" json:"dataset"`
-	Subject   string              `msgpack:"subject" json:"subject"`
-	StreamSeq uint64              `msgpack:"stream_seq" json:"stream_seq"`
-	Data      []byte              `msgpack:"data" json:"data"`
-	Headers   map[string][]string `msgpack:"headers,omitempty" json:"headers,omitempty"`
-	Error     string              `msgpack:"error" json:"error"`
-	Attempts  uint64              `msgpack:"attempts" json:"attempts"`
-	SourceID  string              `msgpack:"source_id,omitempty" json:"source_id,omitempty"`
-	URL       string              `msgpack:"url,omitempty" json:"url,omitempty"`
-	At        time.Time           `msgpack:"at" json:"at"`
+	V         int    `msgpack:"v" json:"v"`
+	Stage     string `msgpack:"stage" json:"stage"`
+	Dataset   string `msgpack:"dataset" json:"dataset"`
+	Subject   string `msgpack:"subject" json:"subject"`
+	StreamSeq uint64 `msgpack:"stream_seq" json:"stream_seq"`
+	Data      []byte `msgpack:"data" json:"data"`
+	// DataOmitted is the size of the original message when it was too
+	// large to keep in a dead letter; Data is then empty.
+	DataOmitted int                 `msgpack:"data_omitted,omitempty" json:"data_omitted,omitempty"`
+	Headers     map[string][]string `msgpack:"headers,omitempty" json:"headers,omitempty"`
+	Error       string              `msgpack:"error" json:"error"`
+	Attempts    uint64              `msgpack:"attempts" json:"attempts"`
+	SourceID    string              `msgpack:"source_id,omitempty" json:"source_id,omitempty"`
+	URL         string              `msgpack:"url,omitempty" json:"url,omitempty"`
+	At          time.Time           `msgpack:"at" json:"at"`
 }
 
 // Encode marshals v (a pointer to one of the wire types) as msgpack, setting
