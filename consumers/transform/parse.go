@@ -48,8 +48,9 @@ type ParseOptions struct {
 	// Format is "csv", "tsv", "jsonl" ("ndjson" and "jsonlines" too) or
 	// "json" (an array of objects; JSON lines when the body does not start
 	// with '['). Empty means sniff: a JSON array when the first non-space
-	// byte is '[', JSON lines when it is '{', else tsv when the first line
-	// holds more tabs than commas, else csv.
+	// byte is '[', JSON lines when it is '{' (or JSON objects spread over
+	// lines, when the first lines hold no whole object), else tsv when the
+	// first line holds more tabs than commas, else csv.
 	Format string
 	// Records is the path of keys to the array of records inside a JSON
 	// document, such as "data" or "data.items" (see wire.RecordsPath), for

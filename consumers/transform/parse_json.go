@@ -101,16 +101,16 @@ func parseJSONStream(in *input, b *builder) error {
 	}
 }
 
-// isJSONLines reports whether the body that head starts, with a '{', is
-// JSON lines: its first line holds a whole object, or one of the next 16
-// lines is a whole object and nothing else (the first line is then a
-// malformed record, to skip), or the first line is too long to tell. Lines
-// of a pretty-printed object are never a whole object alone: they hold a
-// key, or end with a ','.
+// isJSONLines reports whether the body that head starts is JSON lines: it
+// does not start with a '{', or its first line holds a whole object, or one
+// of the next 16 lines is a whole object and nothing else (the first line
+// is then a malformed record, to skip), or the first line is too long to
+// tell. Lines of a pretty-printed object are never a whole object alone:
+// they hold a key, or end with a ','.
 func isJSONLines(head []byte) bool {
 	head = bytes.TrimLeft(head, " \t\r\n")
 	first, rest, found := bytes.Cut(head, []byte("\n"))
-	if !found {
+	if !found || first[0] != '{' {
 		return true
 	}
 	if end := objectEnd(first); end >= 0 {

@@ -400,6 +400,7 @@ func TestIsJSONLines(t *testing.T) {
 		{"{\n  \"data\": [\n    {},\n    {\"id\": 1}\n  ]\n}\n", true}, // a compact last element: reads as JSON lines
 		{"{\n  \"data\": [\n    {},\n    {\"id\": 1},\n", false},
 		{"{\n \"a\": {\"b\": 1},\n \"c\": 2\n}\n", false},
+		{"[1]\n[\n2]\n", true}, // not objects: JSON lines, whose rows are skipped
 	} {
 		require.Equal(t, tt.want, isJSONLines([]byte(tt.head)), tt.head)
 	}
