@@ -76,19 +76,20 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	if f.Dataset == "" {
 		f.Dataset = m.Dataset
 	}
+	// A records path says the body is a JSON document, whatever its URL or
+	// content type suggest.
+	format := f.Format
+	if f.Records == "" {
+		format = DetectFormat(f.Format, f.URL, f.ContentType)
+	}
 	opts := ParseOptions{
-		Format:                DetectFormat(f.Format, f.URL, f.ContentType),
+		Format:                format,
 		Records:               f.Records,
 		MaxBatchBytes:         h.cfg.MaxBatchBytes,
 		MaxBatchRows:          h.cfg.MaxBatchRows,
 		Strict:                h.cfg.Strict,
 		MaxDecompressedBytes:  h.cfg.MaxDecompressedBytes,
 		MaxDecompressionRatio: h.cfg.MaxDecompressionRatio,
-	}
-	if f.Records != "" {
-		// A records path says the body is a JSON document, whatever its
-		// URL or content type suggest.
-		opts.Format = f.Format
 	}
 	obj, err := h.openBody(ctx, f.Object)
 	if err != nil {

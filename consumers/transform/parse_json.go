@@ -28,16 +28,19 @@ type arrayScanner struct {
 	scan jsonScan     // the element's scan
 }
 
+func newArrayScanner(in *input) *arrayScanner {
+	return &arrayScanner{r: in.buf, lim: in.lim, line: 1}
+}
+
 // parseJSONArray reads a JSON array of objects, one row per element.
 func parseJSONArray(in *input, b *builder) error {
-	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
-	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	s := newArrayScanner(in)
+	p := newJSONLParser(in, b)
 	if err := s.rows(in, p, errors.New("invalid json: not an array")); err != nil {
 		return err
 	}
-	// Only whitespace may follow the array.
-	if _, err := s.skipWS(); err != io.EOF {
-		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the array")))
+	if err := s.atEnd(in, "the array"); err != nil {
+		return err
 	}
 	return p.flush(true)
 }
@@ -48,26 +51,34 @@ func parseJSONArray(in *input, b *builder) error {
 // parseJSONArray does: the members before and after the array are skipped
 // as they stream past, checked only for balanced brackets and quotes.
 func parseJSONAt(in *input, b *builder, path []string) error {
-	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
+	s := newArrayScanner(in)
 	for i, key := range path {
 		if err := s.enter(key, pathName(path[:i])); err != nil {
 			return in.fail(s.line, err)
 		}
 	}
-	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	p := newJSONLParser(in, b)
 	if err := s.rows(in, p, fmt.Errorf("records path: %s is not an array", pathName(path))); err != nil {
 		return err
 	}
-	// Close the objects the array is in, then only whitespace may follow.
+	// Close the objects the array is in.
 	for range path {
 		if err := s.leave(); err != nil {
 			return in.fail(s.line, err)
 		}
 	}
-	if _, err := s.skipWS(); err != io.EOF {
-		return in.fail(s.line, s.eofOr(err, errors.New("invalid json: data after the document")))
+	if err := s.atEnd(in, "the document"); err != nil {
+		return err
 	}
 	return p.flush(true)
+}
+
+// atEnd checks that only whitespace follows what was read, which what names.
+func (s *arrayScanner) atEnd(in *input, what string) error {
+	if _, err := s.skipWS(); err != io.EOF {
+		return in.fail(s.line, s.eofOr(err, fmt.Errorf("invalid json: data after %s", what)))
+	}
+	return nil
 }
 
 // parseJSONStream reads JSON objects that follow one another, each of them
@@ -76,8 +87,8 @@ func parseJSONAt(in *input, b *builder, path []string) error {
 // JSON lines instead (parseJSONL), which can skip a malformed line and go
 // on: here, quotes or brackets that do not balance lose the thread.
 func parseJSONStream(in *input, b *builder) error {
-	s := &arrayScanner{r: in.buf, lim: in.lim, line: 1}
-	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	s := newArrayScanner(in)
+	p := newJSONLParser(in, b)
 	for {
 		c, err := s.skipWS()
 		if err == io.EOF {
@@ -137,16 +148,11 @@ func objectEnd(line []byte) int {
 	}
 	var sc jsonScan
 	var n int64
-	for from := 1; ; {
-		i, err := sc.next(line[from:], &n)
-		if err != nil || i < 0 {
-			return -1
-		}
-		if line[from+i] == '}' {
-			return from + i + 1
-		}
-		from += i + 1
+	i, err := sc.find(line[1:], "}", &n)
+	if err != nil || i < 0 {
+		return -1
 	}
+	return 1 + i + 1
 }
 
 // pathName names the value at path in errors: "the document" or "data.items".
@@ -404,6 +410,21 @@ func (sc *jsonScan) next(buf []byte, line *int64) (int, error) {
 	return -1, nil
 }
 
+// find is next for the first of the bytes ends: it scans past the other
+// ',', '}' and ']' that next stops at.
+func (sc *jsonScan) find(buf []byte, ends string, line *int64) (int, error) {
+	for from := 0; ; {
+		i, err := sc.next(buf[from:], line)
+		if err != nil || i < 0 {
+			return i, err
+		}
+		if strings.IndexByte(ends, buf[from+i]) >= 0 {
+			return from + i, nil
+		}
+		from += i + 1
+	}
+}
+
 // eofOr returns err, or what to say instead of io.EOF, or when err is nil.
 func (s *arrayScanner) eofOr(err, instead error) error {
 	if err == nil || err == io.EOF {
@@ -463,19 +484,12 @@ func (s *arrayScanner) until(ends, what string) (string, byte, error) {
 			return "", 0, err
 		}
 		buf, _ := s.r.Peek(s.r.Buffered())
-		for from := 0; ; {
-			i, err := s.scan.next(buf[from:], &s.line)
-			if err != nil {
-				return "", 0, err
-			}
-			if i < 0 {
-				break
-			}
-			i += from
-			if strings.IndexByte(ends, buf[i]) >= 0 {
-				return s.finish(buf, i, buf[i])
-			}
-			from = i + 1
+		i, err := s.scan.find(buf, ends, &s.line)
+		if err != nil {
+			return "", 0, err
+		}
+		if i >= 0 {
+			return s.finish(buf, i, buf[i])
 		}
 		if len(s.elem)+len(buf) > maxLineBytes {
 			return "", 0, fmt.Errorf("%s longer than %d bytes", what, maxLineBytes)

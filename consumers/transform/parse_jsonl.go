@@ -32,6 +32,10 @@ type jsonlParser struct {
 	values  []jsonValue // the row's values, added once it is all valid
 }
 
+func newJSONLParser(in *input, b *builder) *jsonlParser {
+	return &jsonlParser{in: in, b: b, index: make(map[string]int)}
+}
+
 // jsonValue is one key and value of a row being parsed.
 type jsonValue struct {
 	key  string
@@ -41,7 +45,7 @@ type jsonValue struct {
 }
 
 func parseJSONL(in *input, b *builder) error {
-	p := &jsonlParser{in: in, b: b, index: make(map[string]int)}
+	p := newJSONLParser(in, b)
 	var line int64
 	for {
 		raw, err := p.readLine()
