@@ -77,16 +77,16 @@ func (l *Lazy) Store(ctx context.Context) (*Store, error) {
 // ObjectStore.Put, which replaces its chunks, and what Put hashed is checked
 // against hexSum (the object is removed when they differ).
 func (l *Lazy) Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader, size int64, hexSum string, exists bool) error {
-	want, err := Digest(hexSum)
-	if err != nil {
-		return err
-	}
 	if !exists {
 		st, err := l.Store(ctx)
 		if err != nil {
 			return err
 		}
-		return st.PutNew(ctx, meta, r, size, hexSum)
+		return st.PutNew(ctx, meta, r, size, hexSum) // checks hexSum itself
+	}
+	want, err := Digest(hexSum)
+	if err != nil {
+		return err
 	}
 	put, err := l.obs.Put(ctx, meta, r)
 	if err != nil {

@@ -11,11 +11,13 @@ import (
 // running a handler starts to stop.
 type stoppingKey struct{}
 
-// Waits between tries of WhileFull: the first after fullWaitMin, doubling
-// up to fullWaitMax.
+// Waits between tries of a message's work while a stream is full: the first
+// after fullWaitMin, doubling up to fullWaitMax within a handler (WhileFull)
+// and up to holdWaitMax for the runner's hold of the whole handler.
 const (
 	fullWaitMin = 250 * time.Millisecond
 	fullWaitMax = 2 * time.Second
+	holdWaitMax = 5 * time.Second
 )
 
 // WhileFull calls try until it succeeds or fails with anything but a full
@@ -28,6 +30,12 @@ const (
 // the message, or hands it back at once when it is stopping.
 func WhileFull(ctx context.Context, try func() error, full func(err error)) error {
 	stopping, _ := ctx.Value(stoppingKey{}).(<-chan struct{}) // nil: never
+	return whileFull(ctx, stopping, fullWaitMax, try, full)
+}
+
+// whileFull is WhileFull, stopping when ctx ends or stopping closes, with
+// waits doubling up to maxWait.
+func whileFull(ctx context.Context, stopping <-chan struct{}, maxWait time.Duration, try func() error, full func(err error)) error {
 	wait := fullWaitMin
 	for first := true; ; first = false {
 		err := try()
@@ -44,6 +52,6 @@ func WhileFull(ctx context.Context, try func() error, full func(err error)) erro
 		case <-stopping:
 			return err
 		}
-		wait = min(2*wait, fullWaitMax)
+		wait = min(2*wait, maxWait)
 	}
 }

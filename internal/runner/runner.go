@@ -392,27 +392,14 @@ func (r *Runner) work(runCtx, ctx context.Context, jm jetstream.Msg, m *Msg) err
 		keepAlive.Stop()
 		mu.Unlock()
 	}()
-	err := r.h.Handle(ctx, m)
 	// A stream this stage publishes into is full: hold the message (the
 	// keep-alive above sends in-progress) and try again, without using up
 	// an attempt, until the stream drains or the runner stops.
-	for hold := 1; err != nil && topology.IsFull(err) && runCtx.Err() == nil; hold++ {
-		if hold == 1 {
+	return whileFull(runCtx, nil, holdWaitMax,
+		func() error { return r.h.Handle(ctx, m) },
+		func(err error) {
 			r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
-		}
-		select {
-		case <-runCtx.Done():
-		case <-time.After(r.holdDelay(hold)):
-			err = r.h.Handle(ctx, m)
-		}
-	}
-	return err
-}
-
-// holdDelay is the wait before the n-th new attempt at a message held while
-// downstream is full: 250ms doubling to 5s.
-func (r *Runner) holdDelay(n int) time.Duration {
-	return min(250*time.Millisecond<<min(n-1, 5), 5*time.Second)
+		})
 }
 
 func (r *Runner) backoff(attempt uint64) time.Duration {
