@@ -65,7 +65,8 @@ func New(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.O
 	return &Follower{js: js, manifest: manifest, chunks: chunks, cfg: cfg}, nil
 }
 
-// Run mirrors chunks as their events arrive until ctx ends.
+// Run mirrors chunks as their events arrive until ctx ends, and then
+// returns nil.
 func (f *Follower) Run(ctx context.Context) error {
 	m, err := combine.ReadManifest(f.cfg.Out, f.cfg.Dataset)
 	if errors.Is(err, os.ErrNotExist) {
@@ -92,6 +93,14 @@ func (f *Follower) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	wg.Go(func() { <-ctx.Done(); it.Stop() }) // ends the wait in Next below
+	// A chunk whose download ctx's end cut short is not in the manifest
+	// yet, and its temp file is gone: the next start fetches it again.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -114,14 +123,14 @@ func (f *Follower) Run(ctx context.Context) error {
 		for seq := have + 1; seq < ch.Seq; seq++ {
 			missing, err := f.entry(ctx, seq)
 			if err != nil {
-				return err
+				return stopped(err)
 			}
 			if err := f.add(ctx, m, missing); err != nil {
-				return err
+				return stopped(err)
 			}
 		}
 		if err := f.add(ctx, m, &ch); err != nil {
-			return err
+			return stopped(err)
 		}
 		have = ch.Seq
 	}
