@@ -398,7 +398,9 @@ func (r *Runner) work(runCtx, ctx context.Context, jm jetstream.Msg, m *Msg) err
 	return whileFull(runCtx, nil, holdWaitMax,
 		func() error { return r.h.Handle(ctx, m) },
 		func(err error) {
-			r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+			if runCtx.Err() == nil { // stopping: it is handed back, not held
+				r.cfg.Logger.Warn("downstream full, holding", "subject", m.Subject, "seq", m.StreamSeq, "err", err)
+			}
 		})
 }
 
