@@ -44,6 +44,7 @@ type Combiner struct {
 	chunks  jetstream.ObjectStore // nil: chunks are not uploaded
 	objects *objects.Lazy         // chunks, written by digest
 	cfg     Config
+	ledger  string // the manifest bucket's identity (ledgerID), set by Run
 	// failpoint is called after each commit step; tests use it to crash there.
 	failpoint func(step string)
 	// encoders bounds the chunks encoded at once (CPU and encoder memory).
@@ -100,6 +101,9 @@ type dataset struct {
 	chunks      []*wire.Chunk
 	schema      []wire.Field
 	unannounced []*wire.Chunk // this member's commits whose chunk event is not sent yet, in seq order
+	// foreign is the manifest of a folder another ledger wrote, left
+	// alone until a batch of the dataset arrives and adopt takes it in.
+	foreign *Manifest
 
 	// Publishing — manifest.json, then chunk events — is done by one
 	// caller at a time for every commit finished meanwhile (group commit),
@@ -113,6 +117,7 @@ type dataset struct {
 	stale      bool          // manifest holds chunks manifest.json does not; publisher only
 	writtenAt  time.Time     // when manifest.json was last written; publisher only
 	wrote      time.Duration // how long that write took; publisher only
+	claimed    bool          // manifest.json names this ledger; guarded by pubMu
 }
 
 // pending is a chunk being filled; its waiters learn the commit's result.
@@ -252,6 +257,11 @@ func (c *Combiner) Filling() bool {
 // leftovers of uncommitted chunks removed, manifest.json rewritten and
 // missed chunk events published.
 func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEntry) error {
+	ledger, err := ledgerID(ctx, c.kv)
+	if err != nil {
+		return fmt.Errorf("combine: %w", err)
+	}
+	c.ledger = ledger
 	var chunks []*wire.Chunk
 	for e := range updates {
 		if e == nil {
@@ -283,6 +293,17 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 		}
 	}
 	for _, ds := range c.sets {
+		repair, err := c.own(ds)
+		if err != nil {
+			return fmt.Errorf("combine: %w", err)
+		}
+		if ds.foreign != nil {
+			c.cfg.Logger.Info("leaving alone a dataset folder another ledger wrote until a batch of it arrives",
+				"dataset", ds.name, "ledger", ds.foreign.Ledger, "chunks", len(ds.foreign.Chunks))
+		}
+		if !repair {
+			continue
+		}
 		if err := c.repair(ctx, ds); err != nil {
 			return fmt.Errorf("combine: repair %s: %w", ds.name, err)
 		}
@@ -301,6 +322,7 @@ func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
 	if _, err := c.publishOnce(ctx, ds); err != nil {
 		return err
 	}
+	ds.claimed = true
 	// Announce what the chunk stream has not seen.
 	var announced uint64
 	s, err := c.js.Stream(ctx, topology.StreamChunks)
@@ -334,6 +356,7 @@ func (c *Combiner) dataset(name string) *dataset {
 		ds.pubDone.L = &ds.pubMu
 		ds.manifest = NewManifest(name)
 		ds.manifest.Format = string(c.cfg.Format)
+		ds.manifest.Ledger = c.ledger
 		ds.stale = true // written at least once, by repair
 		c.sets[name] = ds
 	}
@@ -345,6 +368,7 @@ func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
 	for _, p := range ch.Parts {
 		ds.committed[wire.PartKey(p.SourceID, p.Part)] = true
 	}
+	ds.foreign = nil // the ledger knows the dataset now: another member adopted it
 	if ch.Seq < ds.nextSeq {
 		return false // already applied
 	}
@@ -385,8 +409,10 @@ func (c *Combiner) syncLocked(ctx context.Context, ds *dataset) {
 	}
 }
 
-// clean removes files in the dataset's folder that no committed chunk
-// lists: leftovers of commits a crash stopped before their commit point.
+// clean removes the pending and temporary files in the dataset's folder
+// that no committed chunk lists: leftovers of this ledger's commits a crash
+// stopped before their commit point. A chunk-* file is named only at a
+// commit, so one the ledger does not list is left where it is.
 func (c *Combiner) clean(ds *dataset) error {
 	entries, err := os.ReadDir(ds.dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -401,6 +427,11 @@ func (c *Combiner) clean(ds *dataset) error {
 	}
 	for _, e := range entries {
 		if e.IsDir() || listed[e.Name()] || !isChunkName(e.Name()) {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), "chunk-") {
+			// Only a commit names a file so: not a leftover of this ledger's.
+			c.cfg.Logger.Warn("leaving in place a chunk file the ledger does not list", "dataset", ds.name, "file", e.Name())
 			continue
 		}
 		c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())
@@ -440,6 +471,17 @@ func (c *Combiner) Handle(ctx context.Context, m *runner.Msg) error {
 		return errStopped
 	}
 	ds := c.dataset(b.Dataset)
+	if ds.foreign != nil {
+		c.mu.Unlock()
+		if err := c.adopt(ctx, ds); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		if c.done {
+			c.mu.Unlock()
+			return errStopped
+		}
+	}
 	if ds.committed[key] {
 		c.mu.Unlock()
 		return nil // a redelivery of a batch already in a chunk

@@ -115,13 +115,18 @@ func TestCombineChunksAndDedupes(t *testing.T) {
 	require.Equal(t, uint64(2), m.Chunks[1].Seq)
 	stop()
 
-	// A restarted combiner knows the committed batches, and removes files no entry lists.
-	orphan := filepath.Join(r.out, "ds", "chunk-000000000003-deadbeef.jsonl")
+	// A restarted combiner knows the committed batches, and removes the
+	// pending files no entry lists; a chunk file only a commit names stays.
+	orphan := filepath.Join(r.out, "ds", ".pending-deadbeef.jsonl")
 	require.NoError(t, os.WriteFile(orphan, []byte("{}\n"), 0o644))
+	stray := filepath.Join(r.out, "ds", "chunk-000000000003-deadbeef.jsonl")
+	require.NoError(t, os.WriteFile(stray, []byte("{}\n"), 0o644))
 	c2, _ := r.start(cfg)
 	wait(t, r.handle(c2, batch("b", 1, true, 5)))
 	_, err = os.Stat(orphan)
 	require.ErrorIs(t, err, os.ErrNotExist)
+	require.FileExists(t, stray)
+	require.NoError(t, os.Remove(stray))
 	m, err = combine.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)

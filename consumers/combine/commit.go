@@ -112,6 +112,9 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 	if ch.Records == 0 {
 		return ch, "", nil
 	}
+	if err := c.claim(ds); err != nil {
+		return nil, "", err
+	}
 	if err := os.MkdirAll(ds.dir, 0o755); err != nil {
 		return nil, "", err
 	}
@@ -281,6 +284,7 @@ func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 		ds.pubMu.Lock()
 		ds.publishing = false
 		ds.published = max(ds.published, upto)
+		ds.claimed = ds.claimed || err == nil
 		ds.pubDone.Broadcast()
 		if err != nil {
 			return err

@@ -19,7 +19,11 @@ const ManifestFile = "manifest.json"
 // chunks, in commit order. It is replaced atomically after commits; a chunk
 // file that is not listed here is not part of the dataset.
 type Manifest struct {
-	Dataset   string        `json:"dataset"`
+	Dataset string `json:"dataset"`
+	// Ledger names the manifest bucket that wrote this dataset (its
+	// stream and when that was created): a combiner leaves a folder whose
+	// manifest names another ledger alone until it adopts it.
+	Ledger    string        `json:"ledger,omitempty"`
 	Format    string        `json:"format"`
 	Schema    []wire.Field  `json:"schema"`
 	SchemaFP  string        `json:"schema_fp"`
@@ -105,7 +109,7 @@ func (m *Manifest) encode() ([]byte, error) {
 	for _, f := range []struct {
 		key string
 		v   any
-	}{{"dataset", m.Dataset}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"records", m.Records}, {"bytes", m.Bytes}} {
+	}{{"dataset", m.Dataset}, {"ledger", m.Ledger}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"records", m.Records}, {"bytes", m.Bytes}} {
 		if err := field(f.key, f.v, false); err != nil {
 			return nil, err
 		}
