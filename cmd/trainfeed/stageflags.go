@@ -87,6 +87,7 @@ type combineFlags struct {
 	out, format  string
 	chunkRecords int
 	maxAge       time.Duration
+	mismatch     string
 }
 
 // add registers the flags; defaultOut is --out's default ("" makes it required).
@@ -95,6 +96,8 @@ func (f *combineFlags) add(fl *pflag.FlagSet, defaultOut string) {
 	fl.StringVar(&f.format, "format", "parquet", "chunk format: parquet or jsonl")
 	fl.IntVar(&f.chunkRecords, "chunk-records", 10_000, "records per chunk")
 	fl.DurationVar(&f.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
+	fl.StringVar(&f.mismatch, "type-mismatch", string(combine.MismatchNull),
+		"a value its dataset column's type cannot hold unchanged: null (written as null and counted) or fail (its source fails)")
 }
 
 // apply sets the combine configuration the flags describe, from the defaults.
@@ -108,6 +111,11 @@ func (f *combineFlags) apply(c *combine.Config) error {
 	}
 	*c = combine.DefaultConfig()
 	c.Out, c.Format, c.ChunkRecords, c.MaxAge = f.out, format, f.chunkRecords, f.maxAge
+	switch c.Mismatch = combine.Mismatch(f.mismatch); c.Mismatch {
+	case combine.MismatchNull, combine.MismatchFail:
+	default:
+		return fmt.Errorf("--type-mismatch %q: want %s or %s", f.mismatch, combine.MismatchNull, combine.MismatchFail)
+	}
 	return nil
 }
 

@@ -99,8 +99,10 @@ type dataset struct {
 	filling     *pending
 	nextSeq     uint64
 	chunks      []*wire.Chunk
-	schema      []wire.Field
-	unannounced []*wire.Chunk // this member's commits whose chunk event is not sent yet, in seq order
+	schema      []wire.Field    // the dataset's columns and types: only ever extended
+	version     int             // schema's version; 0 before the dataset had versions
+	lossWarned  map[string]bool // columns whose nulled values were logged
+	unannounced []*wire.Chunk   // this member's commits whose chunk event is not sent yet, in seq order
 	// foreign is the manifest of a folder another ledger wrote, left
 	// alone until a batch of the dataset arrives and adopt takes it in.
 	foreign *Manifest
@@ -129,6 +131,9 @@ type pending struct {
 	last    time.Time
 	done    chan struct{}
 	err     error
+	// rejected holds the error of each batch (by part key) the commit
+	// left out: values that do not fit the dataset under MismatchFail.
+	rejected map[string]error
 }
 
 func newPending() *pending { return &pending{done: make(chan struct{})} }
@@ -376,7 +381,11 @@ func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
 	ds.all = append(ds.all, ch)
 	if ch.Records > 0 {
 		ds.chunks = append(ds.chunks, ch)
-		ds.schema = chunk.MergeSchema(ds.schema, ch.Schema)
+		if ch.SchemaVersion == 0 {
+			ds.schema = chunk.MergeSchema(ds.schema, ch.Schema) // written before schemas were fixed
+		} else {
+			ds.schema, ds.version = ch.Schema, ch.SchemaVersion
+		}
 	}
 	return true
 }
@@ -489,7 +498,7 @@ func (c *Combiner) Handle(ctx context.Context, m *runner.Msg) error {
 	if held := ds.held[key]; held != nil {
 		// Redelivered while held (AckWait ran out): wait for the same commit.
 		c.mu.Unlock()
-		return wait(ctx, held)
+		return wait(ctx, held, key)
 	}
 	var flushes []func()
 	p := ds.filling
@@ -515,12 +524,15 @@ func (c *Combiner) Handle(ctx context.Context, m *runner.Msg) error {
 	for _, f := range flushes {
 		f()
 	}
-	return wait(ctx, p)
+	return wait(ctx, p, key)
 }
 
-func wait(ctx context.Context, p *pending) error {
+func wait(ctx context.Context, p *pending, key string) error {
 	select {
 	case <-p.done:
+		if err := p.rejected[key]; err != nil {
+			return err
+		}
 		return p.err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -69,10 +70,11 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 	defer cancel()
 	batches := p.batches
 	for {
-		ch, pendingPath, err := c.prepare(ctx, ds, batches)
+		ch, pendingPath, kept, err := c.prepare(ctx, ds, batches, p)
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", ds.name, err)
 		}
+		batches = kept
 		done, rest, err := c.publishEntry(ctx, ds, ch, batches)
 		if err != nil {
 			if pendingPath != "" {
@@ -99,40 +101,104 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 	}
 }
 
-// prepare builds the chunk entry of batches, writes and uploads its file, and
-// returns the entry and the pending file's path ("" for a commit without records).
-func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.RecordBatch) (*wire.Chunk, string, error) {
+// prepare builds the chunk entry of batches in the dataset's schema, writes
+// and uploads its file, and returns the entry, the pending file's path (""
+// for a commit without records) and the batches it holds. A batch with
+// values that do not fit the schema is left out under MismatchFail, its
+// error in p.rejected.
+func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.RecordBatch, p *pending) (*wire.Chunk, string, []*wire.RecordBatch, error) {
 	ch := &wire.Chunk{Dataset: ds.name, Format: string(c.cfg.Format), CreatedAt: time.Now().UTC()}
+	c.mu.Lock()
+	have := ds.schema
+	c.mu.Unlock()
+	schema := chunk.Evolve(have, batchSchema(batches))
+	fitted := make([]*wire.RecordBatch, 0, len(batches))
+	kept := batches[:0:0]
 	for _, b := range batches {
-		ch.Schema = chunk.MergeSchema(ch.Schema, chunk.SchemaOf(b))
+		fb, losses := chunk.Fit(schema, b)
+		nulled := 0
+		for _, l := range losses {
+			nulled += l.Values
+		}
+		if nulled > 0 && c.cfg.Mismatch == MismatchFail {
+			if p.rejected == nil {
+				p.rejected = map[string]error{}
+			}
+			p.rejected[b.PartKey()] = runner.Permanent(mismatchError(ds.name, losses[0]))
+			continue
+		}
+		c.warnLosses(ds, b, losses)
+		kept = append(kept, b)
+		fitted = append(fitted, fb)
 		ch.Records += int64(b.Rows)
-		ch.Parts = append(ch.Parts, wire.PartRef{SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows})
+		ch.Parts = append(ch.Parts, wire.PartRef{SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows, Nulled: nulled})
 	}
+	if len(kept) < len(batches) {
+		// Columns only the left-out batches have are not the dataset's.
+		schema = chunk.Evolve(have, batchSchema(kept))
+	}
+	ch.Schema = schema
 	ch.SchemaFP = chunk.Fingerprint(ch.Schema)
+	batches = fitted
 	if ch.Records == 0 {
-		return ch, "", nil
+		return ch, "", kept, nil
 	}
 	if err := c.claim(ds); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	if err := os.MkdirAll(ds.dir, 0o755); err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	c.encoders <- struct{}{}
 	path, err := c.writeChunk(ds, ch, batches)
 	<-c.encoders
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	c.failpoint(stepWritten)
 	if c.chunks != nil {
 		if err := c.upload(ctx, ds, ch, path); err != nil {
 			os.Remove(path)
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		c.failpoint(stepUploaded)
 	}
-	return ch, path, nil
+	return ch, path, kept, nil
+}
+
+// batchSchema returns the merged schema of the columns that hold values in
+// batches: the types a column new to the dataset starts with.
+func batchSchema(batches []*wire.RecordBatch) []wire.Field {
+	var fields []wire.Field
+	for _, b := range batches {
+		fields = chunk.MergeSchema(fields, chunk.SchemaOf(b))
+	}
+	return fields
+}
+
+// mismatchError says which values of a batch do not fit the dataset.
+func mismatchError(dataset string, l chunk.Loss) error {
+	return fmt.Errorf("column %q of dataset %s is %s, but %d values of this batch are %s that %s cannot hold unchanged (first %q): "+
+		"declare the column's type with a cast step, or run with --type-mismatch null to write them as null",
+		l.Column, dataset, l.Want, l.Values, l.Have, l.Want, l.First)
+}
+
+// warnLosses logs, once per dataset and column, that values were written
+// as null because they do not fit the column's type.
+func (c *Combiner) warnLosses(ds *dataset, b *wire.RecordBatch, losses []chunk.Loss) {
+	for _, l := range losses {
+		c.mu.Lock()
+		warned := ds.lossWarned[l.Column]
+		if ds.lossWarned == nil {
+			ds.lossWarned = map[string]bool{}
+		}
+		ds.lossWarned[l.Column] = true
+		c.mu.Unlock()
+		if !warned {
+			c.cfg.Logger.Warn("values that do not fit the dataset's column type are written as null (counted in the part's nulled)",
+				"dataset", ds.name, "column", l.Column, "type", l.Want, "got", l.Have, "first", l.First, "source", b.SourceID, "url", b.URL)
+		}
+	}
 }
 
 // upload puts the chunk file into the chunks object store, named by its
@@ -191,6 +257,14 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 		c.mu.Unlock()
 		if len(rest) < len(batches) {
 			return false, rest, nil
+		}
+		c.mu.Lock()
+		fits := c.fixVersion(ds, ch)
+		c.mu.Unlock()
+		if !fits {
+			// Another member committed columns this chunk does not have
+			// the same way: write it again in the dataset's schema.
+			return false, batches, nil
 		}
 		ch.Seq = seq
 		if ch.Records > 0 {
@@ -437,6 +511,25 @@ func (c *Combiner) readEntry(ctx context.Context, key string) (*wire.Chunk, erro
 		return nil, fmt.Errorf("manifest entry %s: %w", key, err)
 	}
 	return &ch, nil
+}
+
+// fixVersion sets the schema version of ch, to be committed next: the
+// dataset's, or the next one when ch adds columns. It reports false when
+// ch's schema does not extend the dataset's, which commits of other members
+// changed since ch was written. Callers hold c.mu.
+func (c *Combiner) fixVersion(ds *dataset, ch *wire.Chunk) bool {
+	if ch.Records == 0 {
+		ch.Schema, ch.SchemaFP, ch.SchemaVersion = ds.schema, chunk.Fingerprint(ds.schema), ds.version
+		return true
+	}
+	if len(ch.Schema) < len(ds.schema) || !slices.Equal(ch.Schema[:len(ds.schema)], ds.schema) {
+		return false
+	}
+	ch.SchemaVersion = ds.version
+	if ds.version == 0 || len(ch.Schema) > len(ds.schema) {
+		ch.SchemaVersion = ds.version + 1
+	}
+	return true
 }
 
 // isEntry reports whether the entry under key is ch: a create whose reply

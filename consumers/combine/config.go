@@ -32,9 +32,25 @@ type Config struct {
 	// below half the combine consumer's ack window so the next chunk can fill
 	// while one commits. Default 32 (the default window is 64).
 	MaxHeld int
+	// Mismatch says what becomes of a value the dataset's type for its
+	// column cannot hold unchanged ("00501" in an int column). Default
+	// MismatchNull.
+	Mismatch Mismatch
 	// Logger receives commit lines. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// Mismatch is a policy for values that do not fit their dataset column.
+type Mismatch string
+
+const (
+	// MismatchNull writes the value as null and counts it in the part's
+	// nulled count, the log and the run summary.
+	MismatchNull Mismatch = "null"
+	// MismatchFail fails the value's source: its batch is dead-lettered
+	// with the column, the types and the first such value.
+	MismatchFail Mismatch = "fail"
+)
 
 // DefaultConfig returns the settings combine runs with unless told otherwise.
 func DefaultConfig() Config {
@@ -69,6 +85,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeld == 0 {
 		c.MaxHeld = d.MaxHeld
 	}
+	if c.Mismatch == "" {
+		c.Mismatch = MismatchNull
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -91,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge <= 0 || c.Idle <= 0 {
 		return fmt.Errorf("combine: max age %s and idle %s must be positive", c.MaxAge, c.Idle)
+	}
+	if c.Mismatch != "" && c.Mismatch != MismatchNull && c.Mismatch != MismatchFail {
+		return fmt.Errorf("combine: type mismatch policy %q: want %q or %q", c.Mismatch, MismatchNull, MismatchFail)
 	}
 	if c.MaxHeld < 1 {
 		return fmt.Errorf("combine: max held %d must be positive", c.MaxHeld)

@@ -119,7 +119,7 @@ func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
 	var created []*wire.Chunk
 	for _, listed := range m.Chunks {
 		ch := *listed
-		ch.Dataset, ch.Schema, ch.Object = ds.name, m.Schema, ""
+		ch.Dataset, ch.Schema, ch.Object = ds.name, m.SchemaOf(listed), ""
 		path := filepath.Join(ds.dir, ch.File)
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -145,7 +145,7 @@ func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
 	if ds.foreign != nil {
 		for _, ch := range m.Chunks {
 			e := *ch
-			e.Dataset, e.Schema = ds.name, m.Schema
+			e.Dataset, e.Schema = ds.name, m.SchemaOf(ch)
 			c.apply(ds, &e)
 		}
 		ds.foreign = nil

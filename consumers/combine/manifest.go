@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
@@ -23,18 +24,39 @@ type Manifest struct {
 	// Ledger names the manifest bucket that wrote this dataset (its
 	// stream and when that was created): a combiner leaves a folder whose
 	// manifest names another ledger alone until it adopts it.
-	Ledger    string        `json:"ledger,omitempty"`
-	Format    string        `json:"format"`
-	Schema    []wire.Field  `json:"schema"`
-	SchemaFP  string        `json:"schema_fp"`
-	Records   int64         `json:"records"`
-	Bytes     int64         `json:"bytes"`
-	Chunks    []*wire.Chunk `json:"chunks"`
-	UpdatedAt time.Time     `json:"updated_at"`
+	Ledger   string       `json:"ledger,omitempty"`
+	Format   string       `json:"format"`
+	Schema   []wire.Field `json:"schema"`
+	SchemaFP string       `json:"schema_fp"`
+	// SchemaVersions lists every schema the dataset had, oldest first: a
+	// version starts at the chunk seq that first used it.
+	SchemaVersions []SchemaVersion `json:"schema_versions,omitempty"`
+	Records        int64           `json:"records"`
+	Bytes          int64           `json:"bytes"`
+	Chunks         []*wire.Chunk   `json:"chunks"`
+	UpdatedAt      time.Time       `json:"updated_at"`
 
 	// encoded holds the JSON of Chunks[:len(encoded)], so that writing a
 	// growing manifest again encodes only the chunks added since.
 	encoded [][]byte
+}
+
+// SchemaVersion is one of a dataset's schemas, from the chunk FromSeq on.
+type SchemaVersion struct {
+	Version  int          `json:"version"`
+	FromSeq  uint64       `json:"from_seq"`
+	SchemaFP string       `json:"schema_fp"`
+	Schema   []wire.Field `json:"schema"`
+}
+
+// SchemaOf returns the schema a chunk of the manifest was written with.
+func (m *Manifest) SchemaOf(ch *wire.Chunk) []wire.Field {
+	for _, v := range m.SchemaVersions {
+		if v.Version == ch.SchemaVersion {
+			return v.Schema
+		}
+	}
+	return m.Schema
 }
 
 // NewManifest returns an empty manifest of dataset.
@@ -49,7 +71,14 @@ func (m *Manifest) Add(ch *wire.Chunk) {
 		return
 	}
 	m.Chunks = append(m.Chunks, ch)
-	m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
+	if ch.SchemaVersion == 0 {
+		m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
+	} else if n := len(m.SchemaVersions); n == 0 || m.SchemaVersions[n-1].Version < ch.SchemaVersion {
+		m.Schema = slices.Clone(ch.Schema)
+		m.SchemaVersions = append(m.SchemaVersions, SchemaVersion{
+			Version: ch.SchemaVersion, FromSeq: ch.Seq, SchemaFP: ch.SchemaFP, Schema: m.Schema,
+		})
+	}
 	m.Records += ch.Records
 	m.Bytes += ch.Bytes
 	m.Format = ch.Format
@@ -109,7 +138,10 @@ func (m *Manifest) encode() ([]byte, error) {
 	for _, f := range []struct {
 		key string
 		v   any
-	}{{"dataset", m.Dataset}, {"ledger", m.Ledger}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"records", m.Records}, {"bytes", m.Bytes}} {
+	}{{"dataset", m.Dataset}, {"ledger", m.Ledger}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"schema_versions", m.SchemaVersions}, {"records", m.Records}, {"bytes", m.Bytes}} {
+		if (f.key == "ledger" && m.Ledger == "") || (f.key == "schema_versions" && len(m.SchemaVersions) == 0) {
+			continue // omitted when empty, as the struct's tags say
+		}
 		if err := field(f.key, f.v, false); err != nil {
 			return nil, err
 		}

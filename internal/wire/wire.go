@@ -178,24 +178,30 @@ type PartRef struct {
 	Part     int    `msgpack:"part" json:"part"`
 	Last     bool   `msgpack:"last,omitempty" json:"last,omitempty"`
 	Rows     int    `msgpack:"rows" json:"rows"`
+	// Nulled counts the part's values the dataset's column types could
+	// not hold unchanged: they are null in the chunk.
+	Nulled int `msgpack:"nulled,omitempty" json:"nulled,omitempty"`
 }
 
 // Chunk announces a committed chunk of a dataset. A commit with Records == 0
 // holds only empty batches and has no file.
 type Chunk struct {
-	V         int       `msgpack:"v" json:"-"`
-	Dataset   string    `msgpack:"dataset" json:"-"`
-	Seq       uint64    `msgpack:"seq" json:"seq"`
-	File      string    `msgpack:"file" json:"file"`
-	Format    string    `msgpack:"format" json:"format"`
-	Records   int64     `msgpack:"records" json:"records"`
-	Bytes     int64     `msgpack:"bytes" json:"bytes"`
-	SHA256    string    `msgpack:"sha256" json:"sha256"`
-	Object    string    `msgpack:"object,omitempty" json:"object,omitempty"`
-	SchemaFP  string    `msgpack:"schema_fp" json:"schema_fp"`
-	Schema    []Field   `msgpack:"schema" json:"-"`
-	CreatedAt time.Time `msgpack:"created_at" json:"created_at"`
-	Parts     []PartRef `msgpack:"parts" json:"parts"`
+	V        int     `msgpack:"v" json:"-"`
+	Dataset  string  `msgpack:"dataset" json:"-"`
+	Seq      uint64  `msgpack:"seq" json:"seq"`
+	File     string  `msgpack:"file" json:"file"`
+	Format   string  `msgpack:"format" json:"format"`
+	Records  int64   `msgpack:"records" json:"records"`
+	Bytes    int64   `msgpack:"bytes" json:"bytes"`
+	SHA256   string  `msgpack:"sha256" json:"sha256"`
+	Object   string  `msgpack:"object,omitempty" json:"object,omitempty"`
+	SchemaFP string  `msgpack:"schema_fp" json:"schema_fp"`
+	Schema   []Field `msgpack:"schema" json:"-"`
+	// SchemaVersion numbers the dataset schema the chunk was written with
+	// (0: written before datasets had one schema).
+	SchemaVersion int       `msgpack:"schema_version,omitempty" json:"schema_version,omitempty"`
+	CreatedAt     time.Time `msgpack:"created_at" json:"created_at"`
+	Parts         []PartRef `msgpack:"parts" json:"parts"`
 }
 
 // DeadLetter is a message a stage gave up on, with why.

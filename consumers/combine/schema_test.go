@@ -1,0 +1,173 @@
+package combine_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+func isPermanent(err error) bool { return runner.IsPermanent(err) }
+
+func openParquet(t *testing.T, path string) *parquet.File {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	require.NoError(t, err, path)
+	return f
+}
+
+// readParquet returns the rows of a Parquet file as maps of column name to
+// Go value (nil for null).
+func readParquet(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f := openParquet(t, path)
+	var out []map[string]any
+	fields := f.Schema().Fields()
+	buf := make([]parquet.Row, 64)
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, r := range buf[:n] {
+				rec := map[string]any{}
+				for _, v := range r {
+					name := fields[v.Column()].Name()
+					switch {
+					case v.IsNull():
+						rec[name] = nil
+					case v.Kind() == parquet.Int64:
+						rec[name] = v.Int64()
+					case v.Kind() == parquet.Double:
+						rec[name] = v.Double()
+					default:
+						rec[name] = string(v.ByteArray())
+					}
+				}
+				out = append(out, rec)
+			}
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+		}
+		require.NoError(t, rows.Close())
+	}
+	return out
+}
+
+// rows builds a batch of ds from columns given as name, type and values.
+func rows(source string, cols ...wire.Column) *wire.RecordBatch {
+	n := cols[0].Len()
+	return &wire.RecordBatch{SourceID: source, Dataset: "ds", URL: "http://x/" + source, Last: true, Rows: n, Columns: cols}
+}
+
+func ints(name string, v ...int64) wire.Column {
+	return wire.Column{Name: name, Type: wire.TypeInt, Ints: v}
+}
+func floats(name string, v ...float64) wire.Column {
+	return wire.Column{Name: name, Type: wire.TypeFloat, Floats: v}
+}
+func strs(name string, v ...string) wire.Column {
+	return wire.Column{Name: name, Type: wire.TypeString, Strings: v}
+}
+
+// parquetTypes returns each column of a Parquet file with its physical
+// and logical type, as the file's footer says.
+func parquetTypes(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f := openParquet(t, path)
+	types := map[string]string{}
+	for _, field := range f.Schema().Fields() {
+		typ := field.Type()
+		logical := ""
+		if lt := typ.LogicalType(); lt != nil {
+			logical = lt.String()
+		}
+		types[field.Name()] = typ.Kind().String() + "/" + logical
+	}
+	return types
+}
+
+// A dataset's column keeps the type it first committed with in every later
+// chunk: values that convert unchanged are converted, others are null and
+// counted (or fail their source); a new column is a new schema version.
+func TestOneSchemaPerDataset(t *testing.T) {
+	r := newRig(t)
+	cfg := combine.DefaultConfig()
+	cfg.ChunkRecords = 2
+	c, stop := r.start(cfg)
+
+	// Codes with leading zeros first: the column is text, later plain
+	// numbers keep their text.
+	wait(t, r.handle(c, rows("a", strs("zip", "00501", "02134"), ints("n", 1, 2))))
+	wait(t, r.handle(c, rows("b", ints("zip", 501, 90210), floats("n", 3, 4))))
+	// A column that appears later; a float that is not an integer, and a
+	// code, into int columns: null and counted.
+	wait(t, r.handle(c, rows("c", ints("zip", 7, 8), floats("n", 5.5, 6), strs("city", "Holtsville", "Boston"))))
+	stop()
+
+	m, err := combine.ReadManifest(r.out, "ds")
+	require.NoError(t, err)
+	require.Len(t, m.Chunks, 3)
+	want := []wire.Field{{Name: "zip", Type: wire.TypeString}, {Name: "n", Type: wire.TypeInt}, {Name: "city", Type: wire.TypeString}}
+	require.Equal(t, want, m.Schema)
+	require.Equal(t, []combine.SchemaVersion{
+		{Version: 1, FromSeq: 1, SchemaFP: chunk.Fingerprint(want[:2]), Schema: want[:2]},
+		{Version: 2, FromSeq: 3, SchemaFP: chunk.Fingerprint(want), Schema: want},
+	}, m.SchemaVersions)
+	require.Equal(t, []int{1, 1, 2}, []int{m.Chunks[0].SchemaVersion, m.Chunks[1].SchemaVersion, m.Chunks[2].SchemaVersion})
+	require.Equal(t, 0, m.Chunks[1].Parts[0].Nulled, "3.0 and 4.0 are ints unchanged")
+	require.Equal(t, 1, m.Chunks[2].Parts[0].Nulled, "5.5 is not an int")
+
+	// Every file types every column the same way.
+	first := parquetTypes(t, filepath.Join(r.out, "ds", m.Chunks[0].File))
+	for _, ch := range m.Chunks {
+		types := parquetTypes(t, filepath.Join(r.out, "ds", ch.File))
+		for name, typ := range first {
+			require.Equal(t, typ, types[name], "chunk %d column %s", ch.Seq, name)
+		}
+	}
+
+	var got []map[string]any
+	for _, ch := range m.Chunks {
+		got = append(got, readParquet(t, filepath.Join(r.out, "ds", ch.File))...)
+	}
+	require.Equal(t, []map[string]any{
+		{"zip": "00501", "n": int64(1)}, {"zip": "02134", "n": int64(2)},
+		{"zip": "501", "n": int64(3)}, {"zip": "90210", "n": int64(4)},
+		{"zip": "7", "n": nil, "city": "Holtsville"}, {"zip": "8", "n": int64(6), "city": "Boston"},
+	}, got)
+}
+
+// Under MismatchFail a batch whose values do not fit is dead-lettered with
+// the column and the first value, and the rest of the chunk commits.
+func TestMismatchFailRejectsTheBatch(t *testing.T) {
+	r := newRig(t)
+	cfg := combine.DefaultConfig()
+	cfg.ChunkRecords = 2
+	cfg.Mismatch = combine.MismatchFail
+	c, _ := r.start(cfg)
+
+	wait(t, r.handle(c, rows("a", ints("zip", 501, 90210))))
+	err := <-r.handle(c, rows("b", strs("zip", "00501", "02134")))
+	require.ErrorContains(t, err, `column "zip" of dataset ds is int, but 2 values of this batch are string that int cannot hold unchanged (first "00501")`)
+	require.True(t, isPermanent(err))
+	wait(t, r.handle(c, rows("c", strs("zip", "7", "8"))))
+
+	m, err := combine.ReadManifest(r.out, "ds")
+	require.NoError(t, err)
+	require.Len(t, m.Chunks, 2)
+	require.Equal(t, "c", m.Chunks[1].Parts[0].SourceID)
+	require.Equal(t, 0, m.Chunks[1].Parts[0].Nulled, `"7" is an int unchanged`)
+}
