@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,6 +177,17 @@ func referenceRow(t *testing.T, line string) []refValue {
 	return row
 }
 
+// exactlyShortest reports whether the decimal text equals, exactly as a
+// rational number, the shortest decimal that gives back f.
+func exactlyShortest(text string, f float64) bool {
+	want, ok := new(big.Rat).SetString(text)
+	if !ok {
+		return false
+	}
+	got, ok := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+	return ok && want.Cmp(got) == 0
+}
+
 func referenceValue(t *testing.T, key string, raws []json.RawMessage) refValue {
 	t.Helper()
 	kinds := map[jsonKind]bool{}
@@ -216,11 +228,11 @@ func referenceValue(t *testing.T, key string, raws []json.RawMessage) refValue {
 		v.value = i
 		return v
 	case wire.TypeFloat:
-		if f, err := strconv.ParseFloat(string(last), 64); err == nil {
+		if f, err := strconv.ParseFloat(string(last), 64); err == nil && exactlyShortest(string(last), f) {
 			v.value = f
 			return v
 		}
-		v.typ = wire.TypeString // out of range: the column falls back to text
+		v.typ = wire.TypeString // out of range or rounded: the column keeps its text
 	case wire.TypeBool:
 		v.value = last[0] == 't'
 		return v

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -251,16 +252,17 @@ func (c *column) finish(capHint int) wire.Column {
 }
 
 // finishFloat parses the column as floats into out, or reports false when a
-// value is out of range, so that the column falls back to strings.
+// value is out of range or would not print back as the same number
+// ("12345678901234567890"), so that the column keeps its text as strings.
 func (c *column) finishFloat(out *wire.Column) bool {
 	fs := make([]float64, len(c.raw))
 	for i, s := range c.raw {
 		if s == "" {
 			continue
 		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return false
+		f, ok := chunk.ExactFloat(s)
+		if !ok {
+			return false // out of range, or more digits than a float64 keeps
 		}
 		fs[i] = f
 	}

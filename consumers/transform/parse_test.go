@@ -113,7 +113,16 @@ func TestParseCSV(t *testing.T) {
 			input: "a,b\n9223372036854775807,9223372036854775808\n-9223372036854775808,1\n",
 			want: []col{
 				{"a", wire.TypeInt, []any{int64(9223372036854775807), int64(-9223372036854775808)}},
-				{"b", wire.TypeFloat, []any{9223372036854775808.0, 1.0}},
+				{"b", wire.TypeString, []any{"9223372036854775808", "1"}}, // a float64 would round it
+			},
+		},
+		{
+			name:  "numbers a float64 would not give back stay text",
+			input: "a,b,c\n12345678901234567890,0.1000000000000000000001,1.50\n1,2,2.25e1\n",
+			want: []col{
+				{"a", wire.TypeString, []any{"12345678901234567890", "1"}},
+				{"b", wire.TypeString, []any{"0.1000000000000000000001", "2"}},
+				{"c", wire.TypeFloat, []any{1.5, 22.5}},
 			},
 		},
 		{
@@ -267,7 +276,7 @@ func TestParseJSONL(t *testing.T) {
 			want: []col{
 				{"a", wire.TypeString, []any{"1e3", "x"}},
 				{"b", wire.TypeString, []any{"true", "1"}},
-				{"c", wire.TypeFloat, []any{123456789012345678901.0, 1.0}},
+				{"c", wire.TypeString, []any{"123456789012345678901", "1"}}, // a float64 would round it
 				{"d", wire.TypeInt, []any{int64(0), int64(0)}},
 			},
 		},
