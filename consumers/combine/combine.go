@@ -297,6 +297,9 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 			c.dataset(d.Name())
 		}
 	}
+	// Decide every folder's owner before repairing any, so that a start
+	// that refuses has touched nothing.
+	var repairs []*dataset
 	for _, ds := range c.sets {
 		repair, err := c.own(ds)
 		if err != nil {
@@ -306,9 +309,11 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 			c.cfg.Logger.Info("leaving alone a dataset folder another ledger wrote until a batch of it arrives",
 				"dataset", ds.name, "ledger", ds.foreign.Ledger, "chunks", len(ds.foreign.Chunks))
 		}
-		if !repair {
-			continue
+		if repair {
+			repairs = append(repairs, ds)
 		}
+	}
+	for _, ds := range repairs {
 		if err := c.repair(ctx, ds); err != nil {
 			return fmt.Errorf("combine: repair %s: %w", ds.name, err)
 		}
