@@ -59,6 +59,48 @@ type input struct {
 	closers  []func()
 }
 
+// ErrNotText marks a body that is binary, not a text table: it fails its
+// source instead of becoming rows of garbage.
+var ErrNotText = errors.New("not CSV, TSV or JSON")
+
+// binaryKind names the binary format head, the first decompressed bytes of
+// a body, starts with, or says it holds NUL bytes; "" for text. encoding is
+// detectEncoding's verdict (UTF-16 text holds NUL bytes).
+func binaryKind(head []byte, encoding string) string {
+	for _, m := range []struct {
+		magic string
+		kind  string
+	}{
+		{"PAR1", "a Parquet file (not read yet: convert it to CSV or JSON lines, or publish the CSV or JSON the dataset also offers)"},
+		{"ARROW1", "an Arrow IPC file (not read yet: convert it to CSV or JSON lines)"},
+		{"\xff\xff\xff\xff", "an Arrow IPC stream (not read yet: convert it to CSV or JSON lines)"},
+		{"\x89PNG\r\n\x1a\n", "a PNG image"},
+		{"\xff\xd8\xff", "a JPEG image"},
+		{"GIF87a", "a GIF image"}, {"GIF89a", "a GIF image"},
+		{"%PDF-", "a PDF document"},
+		{"PK\x03\x04", "a zip archive (also xlsx, docx, jar): unpack it and publish its files"},
+		{"PK\x05\x06", "an empty zip archive"},
+		{"\xfd7zXZ\x00", "an xz archive: trainfeed decompresses gzip and zstd"},
+		{"BZh", "a bzip2 archive: trainfeed decompresses gzip and zstd"},
+		{"7z\xbc\xaf\x27\x1c", "a 7-zip archive"},
+		{"\x7fELF", "an executable"},
+		{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE document (xls, doc)"},
+	} {
+		if bytes.HasPrefix(head, []byte(m.magic)) {
+			return m.kind
+		}
+	}
+	if len(head) > 262 && string(head[257:262]) == "ustar" {
+		return "a tar archive: unpack it and publish its files"
+	}
+	if encoding != encodingUTF16 {
+		if i := bytes.IndexByte(head, 0); i >= 0 {
+			return fmt.Sprintf("binary data (a NUL byte at offset %d)", i)
+		}
+	}
+	return ""
+}
+
 // close releases the decompressor.
 func (in *input) close() {
 	for _, c := range in.closers {
@@ -80,7 +122,12 @@ func openInput(r io.Reader, opts ParseOptions) (*input, error) {
 	pre := bufio.NewReaderSize(dec, readBufSize)
 	head, err := pre.Peek(readBufSize)
 	var text io.Reader = pre
-	switch in.encoding = detectEncoding(head, err == nil); in.encoding {
+	in.encoding = detectEncoding(head, err == nil)
+	if kind := binaryKind(head, in.encoding); kind != "" {
+		in.close()
+		return nil, &ParseError{Line: 1, Err: fmt.Errorf("%w: the body is %s", ErrNotText, kind)}
+	}
+	switch in.encoding {
 	case encodingUTF16:
 		text = transform.NewReader(pre, unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM).NewDecoder())
 	case encodingWin1252:

@@ -353,7 +353,6 @@ func TestParseEncodings(t *testing.T) {
 		{name: "latin-1 in gzip", input: gzipped(t, []byte("name\nM\xfcller\n")), want: []any{"Müller"}},
 		{name: "utf-16le", input: utf16LE("name\nJosé\n日本\n"), want: []any{"José", "日本"}},
 		{name: "utf-16be", input: utf16BE("name\nJosé\n"), want: []any{"José"}},
-		{name: "binary with nul stays utf-8, replaced", input: []byte("name\na\x00\xff\n"), want: []any{"a\x00\uFFFD"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -489,4 +488,28 @@ func TestParseRefusesMarkup(t *testing.T) {
 	_, n, err := parseAll(t, []byte("html,xml\n<html>,<?xml\n"), ParseOptions{})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
+}
+
+// A binary body fails its source with what it is, whatever its name or
+// hint says, also when compressed: never rows of garbage.
+func TestParseRefusesBinary(t *testing.T) {
+	for _, tt := range []struct {
+		name, kind string
+		input      []byte
+	}{
+		{"png", "a PNG image", append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, '"', ','}, 100)...)},
+		{"zip", "a zip archive", []byte("PK\x03\x04\x14\x00\x00\x00data.csv")},
+		{"pdf", "a PDF document", []byte("%PDF-1.7\n1 0 obj\n")},
+		{"parquet", "a Parquet file", []byte("PAR1\x15\x04\x15")},
+		{"arrow", "an Arrow IPC file", []byte("ARROW1\x00\x00")},
+		{"nul bytes", "binary data (a NUL byte at offset 6)", []byte("name\na\x00\xff\n")},
+		{"gzipped png", "a PNG image", gzipped(t, []byte("\x89PNG\r\n\x1a\nIHDR"))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			batches, _, err := parseAll(t, tt.input, ParseOptions{Format: "csv"})
+			require.ErrorIs(t, err, ErrNotText)
+			require.ErrorContains(t, err, "the body is "+tt.kind)
+			require.Empty(t, batches)
+		})
+	}
 }
