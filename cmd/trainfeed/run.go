@@ -132,8 +132,16 @@ func printSummary(w io.Writer, s pipeline.Summary, out string, f chunk.Format) {
 		already = fmt.Sprintf(", %d of them already in the dataset: not added again", s.Existing)
 	}
 	fmt.Fprintf(w, "sources: %d ok, %d failed (of %d)%s\n", s.OK, s.Failed, s.Sources, already)
-	fmt.Fprintf(w, "records: %d in %d chunks (%s, %s)\n", s.Records, s.Chunks, out, f)
+	lost := ""
+	if s.Skipped > 0 {
+		lost += fmt.Sprintf("; %d malformed rows skipped", s.Skipped)
+	}
+	if s.Nulled > 0 {
+		lost += fmt.Sprintf("; %d values nulled (they did not fit their column's type)", s.Nulled)
+	}
+	fmt.Fprintf(w, "records: %d in %d chunks (%s, %s)%s\n", s.Records, s.Chunks, out, f, lost)
 	fmt.Fprintf(w, "time:    %s\n", s.Elapsed.Round(time.Millisecond))
+	printLosses(w, s)
 	if s.Failed == 0 {
 		return
 	}
@@ -147,6 +155,31 @@ func printSummary(w io.Writer, s pipeline.Summary, out string, f chunk.Format) {
 			attempts = fmt.Sprintf(" (%d attempts)", o.Attempts)
 		}
 		fmt.Fprintf(w, "  %s\n    %s: %s%s\n", o.URL, o.Stage, o.Reason, attempts)
+	}
+}
+
+// printLosses names each source that is in the dataset with rows skipped
+// or values nulled, with its counts and first reasons.
+func printLosses(w io.Writer, s pipeline.Summary) {
+	header := false
+	for _, o := range s.Outcomes {
+		if o.Failed || (o.Skipped == 0 && o.Nulled == 0) {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "lost on the way:")
+			header = true
+		}
+		fmt.Fprintf(w, "  %s\n", o.URL)
+		if o.Skipped > 0 {
+			fmt.Fprintf(w, "    skipped %d of %d rows read (%.1f%%)\n", o.Skipped, o.Records+o.Skipped, 100*float64(o.Skipped)/float64(o.Records+o.Skipped))
+			for _, sk := range o.Skips {
+				fmt.Fprintf(w, "      line %d: %s\n", sk.Line, sk.Reason)
+			}
+		}
+		if o.Nulled > 0 {
+			fmt.Fprintf(w, "    %d values written as null: they did not fit their column's type (--type-mismatch)\n", o.Nulled)
+		}
 	}
 }
 

@@ -62,16 +62,24 @@ func (s *stageFlags) config() (pipeline.Config, error) {
 type transformFlags struct {
 	strict     bool
 	transforms string
+	maxBadRows string
 }
 
 func (t *transformFlags) add(fl *pflag.FlagSet) {
 	fl.BoolVar(&t.strict, "strict", false, "fail a source at its first malformed row instead of skipping the row")
+	fl.StringVar(&t.maxBadRows, "max-bad-rows", transform.DefaultMaxBadRows.String(),
+		"fail a source that skips more malformed rows than this: a count (100) or a percentage of the rows read (10%; 100% never fails)")
 	fl.StringVar(&t.transforms, "transforms", "", "transform specs: a folder of <dataset>.yaml|.yml|.json files, or one file for every dataset (docs/transforms.md)")
 }
 
 // apply sets the transform configuration the flags describe.
 func (t *transformFlags) apply(c *transform.Config) error {
 	c.Strict = t.strict
+	limit, err := transform.ParseBadRows(t.maxBadRows)
+	if err != nil {
+		return fmt.Errorf("--max-bad-rows: %w", err)
+	}
+	c.MaxBadRows = limit
 	if t.transforms != "" {
 		specs, err := transform.LoadSpecs(t.transforms)
 		if err != nil {

@@ -131,7 +131,10 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 		kept = append(kept, b)
 		fitted = append(fitted, fb)
 		ch.Records += int64(b.Rows)
-		ch.Parts = append(ch.Parts, wire.PartRef{SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows, Nulled: nulled})
+		ch.Parts = append(ch.Parts, wire.PartRef{
+			SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows, Nulled: nulled,
+			Skipped: max(b.SkippedRows, len(b.Skipped)), Skips: b.Skipped[:min(len(b.Skipped), maxPartSkips)],
+		})
 	}
 	if len(kept) < len(batches) {
 		// Columns only the left-out batches have are not the dataset's.
@@ -165,6 +168,10 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 	}
 	return ch, path, kept, nil
 }
+
+// maxPartSkips bounds the skipped rows a part entry lists; its count
+// holds them all.
+const maxPartSkips = 3
 
 // batchSchema returns the merged schema of the columns that hold values in
 // batches: the types a column new to the dataset starts with.

@@ -3,6 +3,8 @@ package transform
 import (
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 )
 
 // Config shapes the transform stage. A zero field takes its default.
@@ -21,6 +23,9 @@ type Config struct {
 	// default a malformed row is skipped, logged with its source and line,
 	// and listed in the source's record batches (wire.RecordBatch.Skipped).
 	Strict bool
+	// MaxBadRows fails a source, permanently, that skips more malformed
+	// rows than this. Default half the rows read; 100% never fails.
+	MaxBadRows BadRows
 	// MaxDecompressedBytes caps the decompressed size of one body; a larger
 	// one fails permanently. Default 8 GiB.
 	MaxDecompressedBytes int64
@@ -44,6 +49,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxBatchBytes: 512 << 10, MaxBatchRows: 5000, Publishing: 4,
 		MaxDecompressedBytes: DefaultMaxDecompressedBytes, MaxDecompressionRatio: DefaultMaxDecompressionRatio,
+		MaxBadRows: DefaultMaxBadRows,
 	}
 }
 
@@ -65,10 +71,50 @@ func (c Config) withDefaults() Config {
 	if c.MaxDecompressionRatio == 0 {
 		c.MaxDecompressionRatio = d.MaxDecompressionRatio
 	}
+	if c.MaxBadRows == (BadRows{}) {
+		c.MaxBadRows = d.MaxBadRows
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// BadRows limits the malformed rows a source may skip: more than Count
+// rows (0: no count), or more than Fraction of the rows read, checked at
+// the source's end (0: no fraction; 1 never fails).
+type BadRows struct {
+	Count    int
+	Fraction float64
+}
+
+// DefaultMaxBadRows fails a source that skipped most of its rows: a body
+// read in the wrong format, not a few broken lines (those are counted and
+// named in run's summary).
+var DefaultMaxBadRows = BadRows{Fraction: 0.5}
+
+// ParseBadRows reads a limit as "N" (rows) or "P%" (of the rows read).
+func ParseBadRows(s string) (BadRows, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f <= 0 || f > 100 {
+			return BadRows{}, fmt.Errorf("bad rows limit %q: want a percentage above 0 and up to 100", s)
+		}
+		return BadRows{Fraction: f / 100}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return BadRows{}, fmt.Errorf("bad rows limit %q: want a row count of at least 1 or a percentage such as 10%%", s)
+	}
+	return BadRows{Count: n}, nil
+}
+
+// String returns the limit as ParseBadRows reads it.
+func (b BadRows) String() string {
+	if b.Count > 0 {
+		return strconv.Itoa(b.Count) + " rows"
+	}
+	return strconv.FormatFloat(b.Fraction*100, 'f', -1, 64) + "%"
 }
 
 // Validate reports settings that cannot work, and specs that are wrong or
@@ -79,6 +125,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchRows < 1 {
 		return fmt.Errorf("transform: max batch rows %d must be positive", c.MaxBatchRows)
+	}
+	if c.MaxBadRows.Count < 0 || c.MaxBadRows.Fraction < 0 || c.MaxBadRows.Fraction > 1 {
+		return fmt.Errorf("transform: max bad rows %+v: want a count of at least 0 and a fraction from 0 to 1", c.MaxBadRows)
 	}
 	if c.Publishing < 1 {
 		return fmt.Errorf("transform: publishing %d must be positive", c.Publishing)

@@ -173,11 +173,15 @@ func classify(f *wire.Fetched, err error) error {
 		parseErr *ParseError
 		stepErr  *StepError
 	)
-	if errors.As(err, &parseErr) || errors.As(err, &stepErr) || errors.Is(err, errTooLarge) || errors.Is(err, errBodyDigest) {
+	if errors.As(err, &parseErr) || errors.As(err, &stepErr) || errors.Is(err, errTooLarge) || errors.Is(err, ErrTooManyBadRows) || errors.Is(err, errBodyDigest) {
 		return runner.Permanent(fmt.Errorf("transform %s: %w", f.URL, err))
 	}
 	return fmt.Errorf("transform %s: %w", f.URL, err)
 }
+
+// ErrTooManyBadRows marks a source that skipped more malformed rows than
+// Config.MaxBadRows allows.
+var ErrTooManyBadRows = errors.New("too many malformed rows")
 
 // errTooLarge marks a row too large for one message.
 var errTooLarge = errors.New("over the message size limit")
@@ -193,8 +197,12 @@ type publisher struct {
 	part    int
 	acks    []pendingPublish
 	skipped []wire.SkippedRow // not yet published
+	unsent  int               // rows skipped, not yet published
 	skips   int               // rows skipped in all
 	listed  int               // skipped rows listed in all
+	read    int               // rows the parser read in all, skipped ones included
+	// firstSkip names the source's first skipped row and why.
+	firstSkip string
 }
 
 // publishAll publishes the batches from in until it closes, then waits for
@@ -219,6 +227,9 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 			return err
 		}
 		p.noteSkips(b)
+		if err := p.checkBadRows(b.Last); err != nil {
+			return err
+		}
 		if p.part == 0 && b.Last && p.f.Records == "" {
 			if path := recordsHint(b); path != "" {
 				p.log.Warn("the body is one JSON document read as one record; to read the array of objects in it as records, give the source a records path",
@@ -248,11 +259,36 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 // batch published.
 func (p *publisher) noteSkips(b *Batch) {
 	p.skips += b.SkippedRows
+	p.unsent += b.SkippedRows
+	p.read += b.Rows + b.SkippedRows
 	for _, s := range b.Skipped {
 		p.log.Warn("skipped malformed row", "line", s.Line, "reason", s.Reason)
 	}
+	if p.listed == 0 && len(b.Skipped) > 0 {
+		p.firstSkip = fmt.Sprintf("line %d: %s", b.Skipped[0].Line, b.Skipped[0].Reason)
+	}
 	p.listed += len(b.Skipped)
 	p.skipped = append(p.skipped, b.Skipped...)
+}
+
+// checkBadRows fails the source once it skipped more rows than
+// Config.MaxBadRows allows: a count as soon as it is passed, a fraction of
+// the rows read at the source's end.
+func (p *publisher) checkBadRows(last bool) error {
+	limit := p.h.cfg.MaxBadRows
+	over := limit.Count > 0 && p.skips > limit.Count
+	if last && limit.Fraction > 0 && p.read > 0 {
+		over = over || float64(p.skips) > limit.Fraction*float64(p.read)
+	}
+	if !over {
+		return nil
+	}
+	first := ""
+	if len(p.skipped) > 0 || p.listed > 0 {
+		first = "; first: " + p.firstSkip
+	}
+	return (fmt.Errorf("%w: %d of %d rows read so far were malformed and skipped, more than the limit of %s%s",
+		ErrTooManyBadRows, p.skips, p.read, limit, first))
 }
 
 // logSummary logs how many rows the source skipped, when the warnings did
@@ -268,7 +304,7 @@ func (p *publisher) logSummary() {
 func (p *publisher) publish(ctx context.Context, b *Batch) error {
 	rb := &wire.RecordBatch{
 		SourceID: p.f.SourceID, Dataset: p.f.Dataset, URL: p.f.URL, Part: p.part, Last: b.Last,
-		Rows: b.Rows, Columns: b.Columns, Skipped: p.skipped, At: time.Now().UTC(),
+		Rows: b.Rows, Columns: b.Columns, Skipped: p.skipped, SkippedRows: p.unsent, At: time.Now().UTC(),
 	}
 	rb.SchemaFP = chunk.Fingerprint(chunk.SchemaOf(rb))
 	data, err := wire.Encode(rb)
@@ -293,7 +329,7 @@ func (p *publisher) publish(ctx context.Context, b *Batch) error {
 		return err
 	}
 	p.part++
-	p.skipped = nil
+	p.skipped, p.unsent = nil, 0
 	p.acks = append(p.acks, pp)
 	if len(p.acks) >= p.h.cfg.Publishing {
 		if err := p.await(ctx, p.acks[0]); err != nil {

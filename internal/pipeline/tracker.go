@@ -34,6 +34,11 @@ type Outcome struct {
 	Records int64
 	// Existing is true when the source was in the dataset before tracking began.
 	Existing bool
+	// Skipped counts the source's malformed rows that were skipped, and
+	// Skips lists the first few; Nulled counts its values written as null
+	// because they did not fit their dataset column's type.
+	Skipped, Nulled int64
+	Skips           []wire.SkippedRow
 }
 
 type progress struct {
@@ -51,7 +56,14 @@ type parts struct {
 	fresh  bool // some part was committed after tracking began
 	rows   int64
 	chunks map[string]bool // dataset/seq of chunks holding its records
+	// skipped and nulled count the rows and values lost on the way; skips
+	// lists the first skipped rows.
+	skipped, nulled int64
+	skips           []wire.SkippedRow
 }
+
+// maxSkips is how many skipped rows an outcome lists.
+const maxSkips = 3
 
 func (p *parts) complete() bool { return p.last >= 0 && len(p.seen) == p.last+1 }
 
@@ -61,6 +73,9 @@ type Summary struct {
 	// Existing counts sources that were in their dataset before this run.
 	Existing int
 	Records  int64
+	// Skipped counts the malformed rows of these sources that were
+	// skipped; Nulled their values written as null (see Outcome).
+	Skipped, Nulled int64
 	// Chunks counts the committed chunks that hold records of these sources.
 	Chunks   int
 	Outcomes []Outcome // failed ones first, then in the order given
@@ -189,6 +204,11 @@ func (t *Tracker) onChunk(data []byte) {
 		}
 		p.seen[part.Part] = true
 		p.rows += int64(part.Rows)
+		p.skipped += int64(part.Skipped)
+		p.nulled += int64(part.Nulled)
+		if len(p.skips) < maxSkips {
+			p.skips = append(p.skips, part.Skips[:min(len(part.Skips), maxSkips-len(p.skips))]...)
+		}
 		if !ch.CreatedAt.Before(t.start) {
 			p.fresh = true
 		}
@@ -249,7 +269,7 @@ func (t *Tracker) settle(p *progress, ps *parts) {
 		t.finish(p)
 		return
 	}
-	p.Records = ps.rows
+	p.Records, p.Skipped, p.Nulled, p.Skips = ps.rows, ps.skipped, ps.nulled, ps.skips
 	for c := range ps.chunks {
 		t.chunks[c] = true
 	}
@@ -363,6 +383,8 @@ func (t *Tracker) Summary() Summary {
 	for _, id := range t.order {
 		p := t.sources[id]
 		s.Records += p.Records
+		s.Skipped += p.Skipped
+		s.Nulled += p.Nulled
 		switch {
 		case p.Failed:
 			s.Failed++

@@ -83,6 +83,9 @@ type RecordBatch struct {
 	// Skipped lists the malformed input rows the parser skipped since the
 	// source's previous batch; a source lists at most 100 of them in all.
 	Skipped []SkippedRow `msgpack:"skipped,omitempty"`
+	// SkippedRows counts every malformed input row skipped since the
+	// source's previous batch, listed in Skipped or not.
+	SkippedRows int `msgpack:"skipped_rows,omitempty"`
 }
 
 // SkippedRow is a malformed input row that was left out of a source's
@@ -181,6 +184,10 @@ type PartRef struct {
 	// Nulled counts the part's values the dataset's column types could
 	// not hold unchanged: they are null in the chunk.
 	Nulled int `msgpack:"nulled,omitempty" json:"nulled,omitempty"`
+	// Skipped counts the malformed input rows of the source skipped since
+	// its previous part; Skips lists the first few.
+	Skipped int          `msgpack:"skipped,omitempty" json:"skipped,omitempty"`
+	Skips   []SkippedRow `msgpack:"skips,omitempty" json:"skips,omitempty"`
 }
 
 // Chunk announces a committed chunk of a dataset. A commit with Records == 0

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+)
+
+// run names each source that lost rows, with its counts and first
+// reasons; one that lost most of them fails, unless --max-bad-rows allows.
+func TestRunCountsLostRows(t *testing.T) {
+	dir := t.TempDir()
+	most := "a,b\n"
+	for range 10 {
+		most += "1,x,y\n"
+	}
+	most += "1,2\n"
+	for name, body := range map[string]string{
+		"some.csv":    "a,b\n1,2\n3,4,5\n6,7\n8\n",
+		"most.csv":    most,
+		"sources.txt": "some.csv\nmost.csv\n",
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	out := filepath.Join(dir, "out")
+	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "lossy", "-q")
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stdout, "sources: 1 ok, 1 failed (of 2)")
+	require.Contains(t, stdout, "records: 2 in 1 chunks")
+	require.Contains(t, stdout, "; 2 malformed rows skipped")
+	require.Contains(t, stdout, "  some.csv\n    skipped 2 of 4 rows read (50.0%)\n      line 3: wrong number of fields: got 3, want 2\n      line 5: wrong number of fields: got 1, want 2\n")
+	require.Contains(t, stdout, "too many malformed rows: 10 of 11 rows read so far were malformed and skipped, more than the limit of 50%; first: line 2: wrong number of fields: got 3, want 2")
+
+	m, err := combine.ReadManifest(out, "lossy")
+	require.NoError(t, err)
+	require.Len(t, m.Chunks, 1)
+	require.Equal(t, 2, m.Chunks[0].Parts[0].Skipped)
+	require.Len(t, m.Chunks[0].Parts[0].Skips, 2)
+
+	out = filepath.Join(dir, "out2")
+	stdout, code = trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "lossy", "-q", "--max-bad-rows", "100%")
+	require.Equal(t, 0, code, stdout)
+	require.Contains(t, stdout, "sources: 2 ok, 0 failed (of 2)")
+	require.Contains(t, stdout, "  most.csv\n    skipped 10 of 11 rows read (90.9%)\n")
+
+	_, code = trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--max-bad-rows", "0")
+	require.Equal(t, 2, code)
+}
