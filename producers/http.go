@@ -159,7 +159,7 @@ func parseSources(body []byte, dataset string) ([]Source, error) {
 		if err := checkURL(it.URL); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if err := wire.CheckRecords(it.Format, it.Records); err != nil {
+		if err := wire.CheckFormat(it.Format, it.Records); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		if it.Dataset == "" {

@@ -94,7 +94,7 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	if err := checkURL(src.URL); err != nil {
 		return src, fmt.Errorf("publish: %w", err)
 	}
-	if err := wire.CheckRecords(src.Format, src.Records); err != nil {
+	if err := wire.CheckFormat(src.Format, src.Records); err != nil {
 		return src, fmt.Errorf("publish %s: %w", src.URL, err)
 	}
 	if src.ID == "" {

@@ -71,7 +71,7 @@ func parseLine(text string) (Source, error) {
 		if err := checkURL(js.URL); err != nil {
 			return Source{}, err
 		}
-		if err := wire.CheckRecords(js.Format, js.Records); err != nil {
+		if err := wire.CheckFormat(js.Format, js.Records); err != nil {
 			return Source{}, err
 		}
 		return js.source(), nil

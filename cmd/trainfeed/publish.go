@@ -125,7 +125,7 @@ func publishEntries(args []string, file string, uf urlFlags, stdin io.Reader) ([
 			e.Source.Headers = hdr
 		}
 		if e.Err == nil {
-			if err := wire.CheckRecords(e.Source.Format, e.Source.Records); err != nil {
+			if err := wire.CheckFormat(e.Source.Format, e.Source.Records); err != nil {
 				e.Err = fmt.Errorf("argument %d: %w", i+1, err)
 			}
 		}

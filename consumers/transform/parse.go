@@ -176,7 +176,7 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 	if opts.MaxDecompressionRatio <= 0 {
 		opts.MaxDecompressionRatio = DefaultMaxDecompressionRatio
 	}
-	format := normalizeFormat(opts.Format)
+	format := wire.SourceFormat(opts.Format)
 	if format == "" && strings.TrimSpace(opts.Format) != "" {
 		return 0, &ParseError{Err: fmt.Errorf("unsupported format %q", opts.Format)}
 	}
@@ -243,7 +243,7 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 // says; Parse then sniffs the body. Compression is not a format: Parse
 // recognises it by its magic bytes whatever the name says.
 func DetectFormat(hint, rawURL, contentType string) string {
-	if f := normalizeFormat(hint); f != "" {
+	if f := wire.SourceFormat(hint); f != "" {
 		return f
 	}
 	if f := formatFromURL(rawURL); f != "" {
@@ -254,19 +254,6 @@ func DetectFormat(hint, rawURL, contentType string) string {
 
 // normalizeFormat maps a format name to one of the Format constants, or ""
 // when it is not one Parse reads.
-func normalizeFormat(name string) string {
-	switch strings.ToLower(strings.TrimSpace(name)) {
-	case "csv":
-		return FormatCSV
-	case "tsv", "tab":
-		return FormatTSV
-	case "jsonl", "ndjson", "jsonlines":
-		return FormatJSONL
-	case "json":
-		return FormatJSON
-	}
-	return ""
-}
 
 func formatFromURL(rawURL string) string {
 	p := rawURL

@@ -331,10 +331,28 @@ func DecodeSource(data []byte, contentType string) (Source, error) {
 	if s.Dataset != "" && !ValidDataset(s.Dataset) {
 		return Source{}, fmt.Errorf("decode source: invalid dataset name %q", s.Dataset)
 	}
-	if err := CheckRecords(s.Format, s.Records); err != nil {
+	if err := CheckFormat(s.Format, s.Records); err != nil {
 		return Source{}, fmt.Errorf("decode source: %w", err)
 	}
 	return s, nil
+}
+
+// SourceFormat returns the format a source's format hint names, in its
+// canonical spelling (csv, tsv, jsonl, json), or "" for a hint it does not
+// know. Case and surrounding space do not matter; tab, ndjson and
+// jsonlines are other names.
+func SourceFormat(hint string) string {
+	switch strings.ToLower(strings.TrimSpace(hint)) {
+	case "csv":
+		return "csv"
+	case "tsv", "tab":
+		return "tsv"
+	case "jsonl", "ndjson", "jsonlines":
+		return "jsonl"
+	case "json":
+		return "json"
+	}
+	return ""
 }
 
 // maxRecordsPath bounds a records path, as no API nests its records deeper.
@@ -361,10 +379,13 @@ func RecordsPath(path string) ([]string, error) {
 	return keys, nil
 }
 
-// CheckRecords refuses a records path that RecordsPath refuses, or that
-// comes with a format hint other than JSON: a records path names an array
-// inside a JSON document, which CSV, TSV and JSON lines are not.
-func CheckRecords(format, records string) error {
+// CheckFormat refuses a format hint that is not one of SourceFormat's,
+// like an unknown key, and a records path that RecordsPath refuses or
+// that a format other than json cannot have.
+func CheckFormat(format, records string) error {
+	if format != "" && SourceFormat(format) == "" {
+		return fmt.Errorf("unknown format %q: want csv, tsv, jsonl or json (or none, to have the body sniffed)", format)
+	}
 	if records == "" {
 		return nil
 	}

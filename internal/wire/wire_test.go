@@ -122,7 +122,32 @@ func TestRecordsPath(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
-	require.NoError(t, CheckRecords("JSON", "data"))
-	require.NoError(t, CheckRecords("csv", ""))
-	require.ErrorContains(t, CheckRecords("tsv", "data"), `records path "data": needs a JSON document, but the format is "tsv"`)
+	require.NoError(t, CheckFormat("JSON", "data"))
+	require.NoError(t, CheckFormat("csv", ""))
+	require.ErrorContains(t, CheckFormat("tsv", "data"), `records path "data": needs a JSON document, but the format is "tsv"`)
+}
+
+func TestCheckFormat(t *testing.T) {
+	for _, tc := range []struct {
+		format, records, err string
+	}{
+		{format: ""},
+		{format: "CSV"},
+		{format: " ndjson "},
+		{format: "json", records: "data.items"},
+		{format: "xlsx", err: `unknown format "xlsx": want csv, tsv, jsonl or json`},
+		{format: "jsno", err: `unknown format "jsno"`},
+		{format: "csv", records: "data", err: `records path "data": needs a JSON document`},
+	} {
+		t.Run(tc.format+"/"+tc.records, func(t *testing.T) {
+			err := CheckFormat(tc.format, tc.records)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.err)
+		})
+	}
+	_, err := DecodeSource([]byte(`{"url": "https://x/a", "format": "xlsx"}`), "")
+	require.ErrorContains(t, err, `unknown format "xlsx"`)
 }
