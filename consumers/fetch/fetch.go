@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,9 +229,13 @@ func decode(m *runner.Msg) (wire.Source, error) {
 	if src.ID == "" {
 		src.ID = fmt.Sprintf("s%d", m.StreamSeq)
 	}
-	if m.Dataset != "" {
-		src.Dataset = m.Dataset
+	if !strings.HasPrefix(m.Subject, topology.SubjectSources+".") || strings.Count(m.Subject, ".") != 2 || !wire.ValidDataset(m.Dataset) {
+		// trainfeed.sources.teamA.web would otherwise land in dataset web,
+		// merged with another team's.
+		return wire.Source{}, fmt.Errorf("subject %s names no dataset: publish sources to %s.<dataset>, "+
+			"the dataset one token of 1 to 64 letters, digits, '_' or '-'", m.Subject, topology.SubjectSources)
 	}
+	src.Dataset = m.Dataset
 	return src, nil
 }
 

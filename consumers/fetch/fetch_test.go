@@ -501,3 +501,19 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A source whose subject does not end in exactly one valid dataset token
+// fails with that reason instead of landing in the last token's dataset.
+func TestHandleRefusesSubjectsWithoutOneDataset(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(t, fetch.Config{})
+	for _, subject := range []string{"trainfeed.sources.teamA.web", "trainfeed.sources.we@b", "trainfeed.other.web"} {
+		t.Run(subject, func(t *testing.T) {
+			m := &runner.Msg{Subject: subject, Dataset: topology.DatasetOf(subject), Delivered: 1,
+				Data: []byte(`{"url": "https://example.com/a.csv"}`)}
+			err := h.Handle(context.Background(), m)
+			require.True(t, runner.IsPermanent(err), "%v", err)
+			require.ErrorContains(t, err, "subject "+subject+" names no dataset: publish sources to trainfeed.sources.<dataset>")
+		})
+	}
+}
