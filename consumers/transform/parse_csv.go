@@ -35,11 +35,11 @@ func parseCSV(in *input, b *builder, comma byte) error {
 		}
 		if err != nil {
 			line := csvErrLine(err, int64(prev+1))
-			var cpe *csv.ParseError
+			var cpe *csvError
 			if !errors.As(err, &cpe) || in.failed() {
 				return in.fail(line, csvErr(err))
 			}
-			// encoding/csv resumes on the line after a malformed record.
+			// Reading resumes on the line after a malformed record.
 			in.lim.reset()
 			prev = int(line)
 			if err := b.skip(line, csvErr(err)); err != nil {
@@ -75,19 +75,19 @@ func parseCSV(in *input, b *builder, comma byte) error {
 
 // csvErrLine returns the line a csv error names, or def.
 func csvErrLine(err error, def int64) int64 {
-	var pe *csv.ParseError
+	var pe *csvError
 	if errors.As(err, &pe) && pe.Line > 0 {
 		return int64(pe.Line)
 	}
 	return def
 }
 
-// csvErr drops the line from a csv.ParseError, which the ParseError made of
-// it names again.
+// csvErr drops the line from a csvError, which the ParseError made of it
+// names again.
 func csvErr(err error) error {
-	var pe *csv.ParseError
+	var pe *csvError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("column %d: %w", pe.Column, pe.Err)
+		return fmt.Errorf("field %d: %w", pe.Field, pe.Err)
 	}
 	return err
 }

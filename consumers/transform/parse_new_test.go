@@ -169,11 +169,11 @@ func TestParseSkipsMalformedRows(t *testing.T) {
 	}{
 		{
 			name:  "csv field count and quotes",
-			input: "id,v\n1,a\n2\n3,b\n4,x\"y\n5,\"multi\nline\"\n6,c,extra\n7,d\n",
+			input: "id,v\n1,a\n2\n3,b\n4,\"x\"y\n5,\"multi\nline\"\n6,c,extra\n7,d\n",
 			ids:   []any{int64(1), int64(3), int64(5), int64(7)},
 			skips: []wire.SkippedRow{
 				{Line: 3, Reason: "wrong number of fields: got 1, want 2"},
-				{Line: 5, Reason: `column 4: bare " in non-quoted-field`},
+				{Line: 5, Reason: `field 2: text after the closing " of a quoted field (write "" for a quote inside it)`},
 				{Line: 8, Reason: "wrong number of fields: got 3, want 2"},
 			},
 		},
@@ -510,6 +510,31 @@ func TestParseRefusesBinary(t *testing.T) {
 			require.ErrorIs(t, err, ErrNotText)
 			require.ErrorContains(t, err, "the body is "+tt.kind)
 			require.Empty(t, batches)
+		})
+	}
+}
+
+// CSV as real files write it, read as DuckDB and Python's csv module read
+// them: a quote inside an unquoted field is data, a line break inside a
+// quoted field is kept as written, record line breaks are not data.
+func TestParseCSVAsRealFilesWriteIt(t *testing.T) {
+	for _, tt := range []struct {
+		name, input string
+		want        []any
+	}{
+		{"inches", "v\r\n12\" pipe\r\n3/4\" valve\r\n", []any{`12" pipe`, `3/4" valve`}},
+		{"coordinates", "v,n\n37°36'37.8\"N,1\n", []any{`37°36'37.8"N`}},
+		{"quote at the end", "v\nsay \"hi\"\n", []any{`say "hi"`}},
+		{"crlf inside quotes", "v\r\n\"a\r\nb\"\r\n\"c\nd\"\n", []any{"a\r\nb", "c\nd"}},
+		{"doubled quotes", "v\n\"x \"\"y\"\" z\"\n", []any{`x "y" z`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			batches, _, err := parseAll(t, []byte(tt.input), ParseOptions{Format: "csv"})
+			require.NoError(t, err)
+			require.Equal(t, tt.want, values(batches, "v"))
+			for _, b := range batches {
+				require.Empty(t, b.Skipped)
+			}
 		})
 	}
 }

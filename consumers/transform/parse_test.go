@@ -335,8 +335,8 @@ func TestParseMalformed(t *testing.T) {
 	}{
 		{name: "short row", input: "a,b\n1,2\n3\n", line: 3, msg: "line 3: wrong number of fields: got 1, want 2"},
 		{name: "long row after multi-line field", input: "a,b\n\"x\ny\",2\n1,2,3\n", line: 4, msg: "wrong number of fields"},
-		{name: "bare quote", input: "a,b\n1,x\"y\n", line: 2, msg: "bare \""},
-		{name: "unterminated quote", input: "a\n\"abc\n", line: 2, msg: "extraneous or missing"},
+		{name: "text after a closing quote", input: "a,b\n1,\"x\"y\n", line: 2, msg: `field 2: text after the closing "`},
+		{name: "unterminated quote", input: "a\n\"abc\n", line: 2, msg: "field 1: quoted field not closed"},
 		{name: "bad header", input: "a,\"b\n", line: 1},
 		{name: "invalid json", input: "{\"a\":1}\n\n{\"a\":\n", format: "jsonl", line: 3, msg: "line 3: invalid json"},
 		{name: "not an object", input: "{\"a\":1}\n[1,2]\n", format: "jsonl", line: 2, msg: "not a json object"},
