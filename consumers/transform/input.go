@@ -56,7 +56,10 @@ type input struct {
 	compression string
 	// encoding is the text encoding the input was decoded from.
 	encoding string
-	closers  []func()
+	// parquet is the decompressed body when it is a Parquet file, which
+	// is read as such instead of as text (buf is then nil).
+	parquet io.Reader
+	closers []func()
 }
 
 // ErrNotText marks a body that is binary, not a text table: it fails its
@@ -71,7 +74,6 @@ func binaryKind(head []byte, encoding string) string {
 		magic string
 		kind  string
 	}{
-		{"PAR1", "a Parquet file (not read yet: convert it to CSV or JSON lines, or publish the CSV or JSON the dataset also offers)"},
 		{"ARROW1", "an Arrow IPC file (not read yet: convert it to CSV or JSON lines)"},
 		{"\xff\xff\xff\xff", "an Arrow IPC stream (not read yet: convert it to CSV or JSON lines)"},
 		{"\x89PNG\r\n\x1a\n", "a PNG image"},
@@ -123,6 +125,10 @@ func openInput(r io.Reader, opts ParseOptions) (*input, error) {
 	head, err := pre.Peek(readBufSize)
 	var text io.Reader = pre
 	in.encoding = detectEncoding(head, err == nil)
+	if bytes.HasPrefix(head, []byte(parquetMagic)) {
+		in.parquet = pre
+		return in, nil
+	}
 	if kind := binaryKind(head, in.encoding); kind != "" {
 		in.close()
 		return nil, &ParseError{Line: 1, Err: fmt.Errorf("%w: the body is %s", ErrNotText, kind)}

@@ -20,6 +20,9 @@ const (
 	FormatCSV   = "csv"
 	FormatTSV   = "tsv"
 	FormatJSONL = "jsonl"
+	// FormatParquet is a Parquet file, told by its magic bytes whatever
+	// the hint says.
+	FormatParquet = "parquet"
 	// FormatJSON is a JSON array of objects, one record each; a body in
 	// this format that does not start with '[' is read as JSON lines.
 	FormatJSON = "json"
@@ -196,6 +199,17 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 		return 0, err
 	}
 	defer in.close()
+	if in.parquet != nil {
+		if format != "" && format != FormatParquet {
+			return 0, &ParseError{Line: 1, Err: fmt.Errorf("the body is a Parquet file, but the source's format says %s: give no format, or parquet", format)}
+		}
+		b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
+		err := parseParquet(in, b)
+		return b.total, err
+	}
+	if format == FormatParquet {
+		return 0, &ParseError{Line: 1, Err: fmt.Errorf("%w: the source's format says parquet, but the body does not start as a Parquet file does (PAR1)", ErrNotText)}
+	}
 	if kind := markup(in.buf); kind != "" {
 		return 0, &ParseError{Line: 1, Err: fmt.Errorf("the body is %s, not CSV, TSV or JSON: is the URL a web page about the data rather than the data?", kind)}
 	}

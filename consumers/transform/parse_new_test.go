@@ -500,7 +500,6 @@ func TestParseRefusesBinary(t *testing.T) {
 		{"png", "a PNG image", append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{0, 1, 2, '"', ','}, 100)...)},
 		{"zip", "a zip archive", []byte("PK\x03\x04\x14\x00\x00\x00data.csv")},
 		{"pdf", "a PDF document", []byte("%PDF-1.7\n1 0 obj\n")},
-		{"parquet", "a Parquet file", []byte("PAR1\x15\x04\x15")},
 		{"arrow", "an Arrow IPC file", []byte("ARROW1\x00\x00")},
 		{"nul bytes", "binary data (a NUL byte at offset 6)", []byte("name\na\x00\xff\n")},
 		{"gzipped png", "a PNG image", gzipped(t, []byte("\x89PNG\r\n\x1a\nIHDR"))},
@@ -512,6 +511,11 @@ func TestParseRefusesBinary(t *testing.T) {
 			require.Empty(t, batches)
 		})
 	}
+	// A Parquet file cut short is refused as such.
+	_, _, err := parseAll(t, []byte("PAR1\x15\x04\x15"), ParseOptions{})
+	require.ErrorContains(t, err, "line 1: not a readable Parquet file")
+	_, _, err = parseAll(t, []byte("a,b\n1,2\n"), ParseOptions{Format: "parquet"})
+	require.ErrorContains(t, err, "the source's format says parquet, but the body does not start as a Parquet file does")
 }
 
 // CSV as real files write it, read as DuckDB and Python's csv module read

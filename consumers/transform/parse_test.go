@@ -345,7 +345,7 @@ func TestParseMalformed(t *testing.T) {
 		{name: "leading zero", input: "{\"a\":01}\n", format: "jsonl", line: 1},
 		{name: "bad escape", input: "{\"a\":\"\\x\"}\n", format: "jsonl", line: 1},
 		{name: "control character", input: "{\"a\":\"\t\"}\n", format: "jsonl", line: 1},
-		{name: "unsupported format", input: "a\n", format: "parquet", line: 0, msg: `unsupported format "parquet"`},
+		{name: "unsupported format", input: "a\n", format: "xlsx", line: 0, msg: `unsupported format "xlsx"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -613,7 +613,8 @@ func TestDetectFormat(t *testing.T) {
 		{hint: "json", want: "json"},
 		{hint: "jsonlines", want: "jsonl"},
 		{hint: "tsv", want: "tsv"},
-		{hint: "parquet", url: "https://x/a.tsv", want: "tsv"},
+		{hint: "xlsx", url: "https://x/a.tsv", want: "tsv"},
+		{hint: "parquet", url: "https://x/a.tsv", want: "parquet"},
 		{url: "https://x/data.csv?sig=abc#frag", want: "csv"},
 		{url: "https://x/data.CSV.gz", want: "csv"},
 		{url: "s3://bucket/dir/data.jsonl.gz", want: "jsonl"},

@@ -338,7 +338,7 @@ func DecodeSource(data []byte, contentType string) (Source, error) {
 }
 
 // SourceFormat returns the format a source's format hint names, in its
-// canonical spelling (csv, tsv, jsonl, json), or "" for a hint it does not
+// canonical spelling (csv, tsv, jsonl, json, parquet), or "" for a hint it does not
 // know. Case and surrounding space do not matter; tab, ndjson and
 // jsonlines are other names.
 func SourceFormat(hint string) string {
@@ -351,6 +351,8 @@ func SourceFormat(hint string) string {
 		return "jsonl"
 	case "json":
 		return "json"
+	case "parquet":
+		return "parquet"
 	}
 	return ""
 }
@@ -384,7 +386,7 @@ func RecordsPath(path string) ([]string, error) {
 // that a format other than json cannot have.
 func CheckFormat(format, records string) error {
 	if format != "" && SourceFormat(format) == "" {
-		return fmt.Errorf("unknown format %q: want csv, tsv, jsonl or json (or none, to have the body sniffed)", format)
+		return fmt.Errorf("unknown format %q: want csv, tsv, jsonl, json or parquet (or none, to have the body sniffed)", format)
 	}
 	if records == "" {
 		return nil

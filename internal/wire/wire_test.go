@@ -135,7 +135,7 @@ func TestCheckFormat(t *testing.T) {
 		{format: "CSV"},
 		{format: " ndjson "},
 		{format: "json", records: "data.items"},
-		{format: "xlsx", err: `unknown format "xlsx": want csv, tsv, jsonl or json`},
+		{format: "xlsx", err: `unknown format "xlsx": want csv, tsv, jsonl, json or parquet`},
 		{format: "jsno", err: `unknown format "jsno"`},
 		{format: "csv", records: "data", err: `records path "data": needs a JSON document`},
 	} {
