@@ -23,6 +23,11 @@ type column struct {
 	canFloat  bool
 	canBool   bool
 	canTime   bool
+	// floor is the widest type the column had in the source's earlier
+	// batches ("" before the first value): a later batch is never
+	// narrower, so a source's batches agree whichever commits first (codes
+	// whose first rows have leading zeros stay text in every batch).
+	floor wire.Type
 }
 
 func newColumn(name string, capHint int) *column {
@@ -41,6 +46,18 @@ func (c *column) reset(name string) {
 	c.ints = c.ints[:0]
 	c.times = c.times[:0]
 	c.canInt, c.canFloat, c.canBool, c.canTime = true, true, true, true
+	switch c.floor {
+	case wire.TypeInt:
+		c.canBool, c.canTime = false, false
+	case wire.TypeFloat:
+		c.canInt, c.canBool, c.canTime = false, false, false
+	case wire.TypeBool:
+		c.canInt, c.canFloat, c.canTime = false, false, false
+	case wire.TypeTimestamp:
+		c.canInt, c.canFloat, c.canBool = false, false, false
+	case wire.TypeString:
+		c.canInt, c.canFloat, c.canBool, c.canTime = false, false, false, false
+	}
 }
 
 func (c *column) noInt() {
@@ -246,6 +263,13 @@ func (c *column) finish(capHint int) wire.Column {
 		out.Type = wire.TypeString
 		out.Strings = c.raw
 		c.raw = make([]string, 0, capHint)
+	}
+	switch {
+	case c.nullCount == n: // no value: no type to remember
+	case c.floor == "":
+		c.floor = out.Type
+	default:
+		c.floor = chunk.MergeSchema([]wire.Field{{Type: c.floor}}, []wire.Field{{Type: out.Type}})[0].Type
 	}
 	c.reset(c.name)
 	return out

@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"github.com/trainfeed/trainfeed/internal/wire"
+
 	"bufio"
 	"errors"
 	"fmt"
@@ -21,9 +23,12 @@ type jsonlParser struct {
 	b     *builder
 	index map[string]int // column position by name, for this batch
 	free  []*column      // columns of earlier batches, for their buffers
-	long  []byte         // a line longer than the read buffer
-	pos   int            // position of the next key in the row, a guess
-	nulls int            // nulls the row added to columns it lacks
+	// floors keeps each key's column.floor across batches, whose columns
+	// are made anew (or reused for other keys).
+	floors map[string]wire.Type
+	long   []byte // a line longer than the read buffer
+	pos    int    // position of the next key in the row, a guess
+	nulls  int    // nulls the row added to columns it lacks
 
 	s       string // the line being parsed
 	i       int    // offset in s
@@ -127,6 +132,14 @@ func isBlank(b []byte) bool {
 // flush emits the batch and starts the next one without columns.
 func (p *jsonlParser) flush(last bool) error {
 	err := p.b.flush(last)
+	if p.floors == nil {
+		p.floors = map[string]wire.Type{}
+	}
+	for _, c := range p.b.cols {
+		if c.floor != "" {
+			p.floors[c.name] = c.floor
+		}
+	}
 	p.free = append(p.free, p.b.cols...)
 	clear(p.b.cols)
 	p.b.cols = p.b.cols[:0]
@@ -148,10 +161,11 @@ func (p *jsonlParser) set(key string, k jsonKind, text string, iv int64) {
 		if n := len(p.free); n > 0 {
 			c = p.free[n-1]
 			p.free = p.free[:n-1]
-			c.reset(name)
 		} else {
 			c = newColumn(name, b.capHint)
 		}
+		c.floor = p.floors[name] // "" for a key new to the source
+		c.reset(name)
 		if b.rows > 0 {
 			c.addNulls(b.rows)
 			p.nulls += b.rows

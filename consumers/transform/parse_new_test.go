@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -541,4 +542,23 @@ func TestParseCSVAsRealFilesWriteIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A column is never narrower in a later batch of a source than in an
+// earlier one, so the source's batches agree whichever commits first:
+// codes whose first rows have leading zeros stay text, floats stay floats.
+func TestParseTypesNeverNarrowWithinASource(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("zip,x\n00501,1.5\n02134,2.5\n")
+	for i := range 10 {
+		fmt.Fprintf(&in, "%d,%d\n", 10001+i, i)
+	}
+	batches, _, err := parseAll(t, []byte(in.String()), ParseOptions{Format: "csv", MaxBatchRows: 2})
+	require.NoError(t, err)
+	require.Len(t, batches, 6)
+	for _, b := range batches {
+		require.Equal(t, wire.TypeString, b.Columns[0].Type)
+		require.Equal(t, wire.TypeFloat, b.Columns[1].Type)
+	}
+	require.Equal(t, "10001", batches[1].Columns[0].Strings[0])
 }

@@ -516,7 +516,7 @@ func TestParseJSONLColumnsPerBatch(t *testing.T) {
 		{"c", wire.TypeBool, []any{nil, true}},
 	}, cols(batches[0]))
 	require.Equal(t, []col{
-		{"b", wire.TypeInt, []any{int64(2)}},
+		{"b", wire.TypeString, []any{"2"}}, // text in the source's earlier batch: text from then on
 		{"a", wire.TypeInt, []any{int64(3)}},
 	}, cols(batches[1]))
 }
