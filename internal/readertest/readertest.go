@@ -194,6 +194,19 @@ func fixBitWidth(logical string) string {
 	return logical
 }
 
+// Corpus returns the data folder of the npm package vega-datasets (pinned
+// beside DuckDB): real public files — CSV, TSV, JSON, Parquet, Arrow, PNG —
+// that neither this project nor its tests wrote.
+func Corpus(t testing.TB) string {
+	t.Helper()
+	dir := nodeDir(t)
+	installOnce.Do(func() { installErr = ensureInstalled(dir) })
+	if installErr != nil {
+		t.Fatalf("readertest: installing the npm packages in %s: %v", dir, installErr)
+	}
+	return filepath.Join(dir, "node_modules", "vega-datasets", "data")
+}
+
 // Quote returns s as a SQL string literal, in single quotes with any single
 // quote doubled, to put a file path into a query.
 func Quote(s string) string {
