@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,4 +51,25 @@ func TestRunCountsLostRows(t *testing.T) {
 
 	_, code = trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--max-bad-rows", "0")
 	require.Equal(t, 2, code)
+}
+
+// A record over the message size limit fails its source, and the reason in
+// run's summary carries the records path that would read it as records.
+func TestRunNamesTheRecordsPathOfAnOverlongDocument(t *testing.T) {
+	dir := t.TempDir()
+	var doc strings.Builder
+	doc.WriteString(`{"meta": {"page": 1}, "data": {"items": [`)
+	for i := range 20_000 {
+		if i > 0 {
+			doc.WriteString(",")
+		}
+		fmt.Fprintf(&doc, `{"id": %d, "text": "%s"}`, i, strings.Repeat("x", 50))
+	}
+	doc.WriteString("]}}\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "api.json"), []byte(doc.String()), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sources.txt"), []byte("api.json\n"), 0o644))
+	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", filepath.Join(dir, "out"), "--dataset", "api", "-q")
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stdout, "over the message size limit of 1048576 bytes; the body is one JSON document read as one record: "+
+		"to read the array of objects in it as records, give the source a records path: records=data.items")
 }

@@ -203,6 +203,8 @@ type publisher struct {
 	read    int               // rows the parser read in all, skipped ones included
 	// firstSkip names the source's first skipped row and why.
 	firstSkip string
+	// hint is the records path the body's one document suggests, if any.
+	hint string
 }
 
 // publishAll publishes the batches from in until it closes, then waits for
@@ -232,6 +234,7 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 		}
 		if p.part == 0 && b.Last && p.f.Records == "" {
 			if path := recordsHint(b); path != "" {
+				p.hint = path
 				p.log.Warn("the body is one JSON document read as one record; to read the array of objects in it as records, give the source a records path",
 					"records", path)
 			}
@@ -313,7 +316,11 @@ func (p *publisher) publish(ctx context.Context, b *Batch) error {
 	}
 	if len(data) > maxPayload {
 		if b.Rows <= 1 {
-			return fmt.Errorf("the record on line %d takes %d bytes: %w of %d bytes", b.FirstLine, len(data), errTooLarge, maxPayload)
+			err := fmt.Errorf("the record on line %d takes %d bytes: %w of %d bytes", b.FirstLine, len(data), errTooLarge, maxPayload)
+			if p.hint != "" {
+				err = fmt.Errorf("%w; the body is one JSON document read as one record: to read the array of objects in it as records, give the source a records path: records=%s", err, p.hint)
+			}
+			return err
 		}
 		lo, hi := split(b)
 		if err := p.publish(ctx, lo); err != nil {

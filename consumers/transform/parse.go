@@ -144,8 +144,9 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // JSON lines input holds one object per line (blank lines are skipped), a
 // JSON array one object per element; the keys are the columns of a batch in
 // first-seen order, a key a row lacks is null there, and a nested object or
-// array is kept as its compact JSON text. A record, line or element may be
-// up to 16 MiB long.
+// array is kept as its compact JSON text. A line or element may be up to
+// 16 MiB long (the handler then needs a record's batch to encode in 1 MiB,
+// the message size limit).
 //
 // Each batch types each of its columns from the values it holds: int when
 // they all are integers that fit int64 (in CSV, written canonically: no '+',
