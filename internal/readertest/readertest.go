@@ -81,6 +81,13 @@ var (
 // message.
 func DuckDB(t testing.TB, sql string) Result {
 	t.Helper()
+	return DuckDBIn(t, nodeDir(t), sql)
+}
+
+// DuckDBIn is DuckDB run in folder wd, so that the query's relative paths
+// are wd's.
+func DuckDBIn(t testing.TB, wd, sql string) Result {
+	t.Helper()
 	dir := nodeDir(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -93,8 +100,8 @@ func DuckDB(t testing.TB, sql string) Result {
 
 	ctx, cancel := context.WithTimeout(t.Context(), queryTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "query.mjs")
-	cmd.Dir = dir
+	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "query.mjs"))
+	cmd.Dir = wd
 	cmd.Stdin = strings.NewReader(sql)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
