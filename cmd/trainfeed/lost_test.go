@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -72,4 +74,32 @@ func TestRunNamesTheRecordsPathOfAnOverlongDocument(t *testing.T) {
 	require.Equal(t, 1, code, stdout)
 	require.Contains(t, stdout, "over the message size limit of 1048576 bytes; the body is one JSON document read as one record: "+
 		"to read the array of objects in it as records, give the source a records path: records=data.items")
+}
+
+// A zip archive and a PDF fail with what they are and write nothing, even
+// when their names say CSV.
+func TestRunRefusesArchivesAndDocuments(t *testing.T) {
+	dir := t.TempDir()
+	var zipped bytes.Buffer
+	zw := zip.NewWriter(&zipped)
+	w, err := zw.Create("data.csv")
+	require.NoError(t, err)
+	_, err = w.Write([]byte("a,b\n1,2\n"))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	pdf := "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+	for name, body := range map[string][]byte{
+		"export.csv":  zipped.Bytes(),
+		"report.csv":  []byte(pdf),
+		"sources.txt": []byte("export.csv\nreport.csv\n"),
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), body, 0o644))
+	}
+	out := filepath.Join(dir, "out")
+	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "docs", "-q")
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stdout, "sources: 0 ok, 2 failed (of 2)")
+	require.Contains(t, stdout, "transform export.csv: line 1: not CSV, TSV or JSON: the body is a zip archive")
+	require.Contains(t, stdout, "transform report.csv: line 1: not CSV, TSV or JSON: the body is a PDF document")
+	require.NoDirExists(t, filepath.Join(out, "docs"))
 }
