@@ -49,6 +49,7 @@ type gauge struct {
 	cur, peak      map[string]int
 	total, peakAll int
 	starts         map[string][]time.Time
+	want           int // the per-host peak waitPeak waits for (0: none)
 }
 
 func newGauge() *gauge {
@@ -65,6 +66,20 @@ func (g *gauge) enter(host string) {
 	g.starts[host] = append(g.starts[host], time.Now())
 }
 
+// waitPeak holds a request, up to d, until its host has had g.want
+// requests at once, so that a loaded machine starting requests slowly still
+// shows the limit reached instead of a peak just below it.
+func (g *gauge) waitPeak(host string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.peak[host] < g.want && time.Now().Before(deadline) {
+		g.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		g.mu.Lock()
+	}
+}
+
 func (g *gauge) leave(host string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -78,6 +93,7 @@ func slowServer(t testing.TB, g *gauge, hold time.Duration) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.enter(r.Host)
 		defer g.leave(r.Host)
+		g.waitPeak(r.Host, 5*time.Second)
 		time.Sleep(hold)
 		fmt.Fprintf(w, "id\n%s\n", r.URL.Path)
 	}))
@@ -101,6 +117,9 @@ func TestLimits(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newGauge()
+			if tt.global == 0 || tt.global >= 2*tt.wantHostPeak {
+				g.want = tt.wantHostPeak // both hosts can be at their peak at once
+			}
 			srv := slowServer(t, g, 100*time.Millisecond)
 			h := e.handler(t, fetch.Config{
 				MaxPerHost: tt.perHost, MaxInFlight: tt.global,
