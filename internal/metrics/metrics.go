@@ -47,6 +47,7 @@ type Metrics struct {
 	latency *prometheus.HistogramVec
 	bytes   *prometheus.CounterVec
 	records *prometheus.CounterVec
+	skipped *prometheus.CounterVec
 
 	mu      sync.Mutex
 	runners map[string]*runner.Runner
@@ -79,11 +80,15 @@ func New(cfg Config) *Metrics {
 			Namespace: Namespace, Subsystem: "stage", Name: "records_total",
 			Help: "Records in the batches the combine stage completed (a redelivered batch already in a chunk counts again).",
 		}, []string{"stage"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "dataset", Name: "rows_skipped_total",
+			Help: "Malformed input rows skipped, as the record batches the combine stage completed count them (a redelivered batch already in a chunk counts again).",
+		}, []string{"dataset"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.latency, m.bytes, m.records, (*collector)(m),
+		m.latency, m.bytes, m.records, m.skipped, (*collector)(m),
 	)
 	return m
 }
@@ -116,10 +121,16 @@ func (m *Metrics) Observe(stage string, msg *runner.Msg, outcome runner.Outcome,
 	m.bytes.WithLabelValues(stage).Add(float64(len(msg.Data)))
 	if stage == topology.ConsumerCombine {
 		var b struct {
-			Rows int `msgpack:"rows"`
+			Rows    int `msgpack:"rows"`
+			Skipped int `msgpack:"skipped_rows"`
 		}
-		if msgpack.Unmarshal(msg.Data, &b) == nil && b.Rows > 0 {
-			m.records.WithLabelValues(stage).Add(float64(b.Rows))
+		if msgpack.Unmarshal(msg.Data, &b) == nil {
+			if b.Rows > 0 {
+				m.records.WithLabelValues(stage).Add(float64(b.Rows))
+			}
+			if b.Skipped > 0 {
+				m.skipped.WithLabelValues(msg.Dataset).Add(float64(b.Skipped))
+			}
 		}
 	}
 }

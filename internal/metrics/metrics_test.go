@@ -179,3 +179,19 @@ func TestServer(t *testing.T) {
 	_, err = metrics.Listen("256.0.0.1:1", m.Handler())
 	require.Error(t, err)
 }
+
+// The rows the transform stage skipped are counted per dataset as combine
+// completes their batches.
+func TestSkippedRowsPerDataset(t *testing.T) {
+	m := metrics.New(metrics.Config{})
+	for _, skipped := range []int{3, 0, 2} {
+		data, err := wire.Encode(&wire.RecordBatch{SourceID: "s", Dataset: "ds", Rows: 5, SkippedRows: skipped})
+		require.NoError(t, err)
+		m.Observe(topology.ConsumerCombine, &runner.Msg{Subject: "trainfeed.records.ds", Dataset: "ds", Data: data}, runner.OutcomeAcked, time.Millisecond)
+	}
+	got, ok := value(t, m, "trainfeed_dataset_rows_skipped_total", map[string]string{"dataset": "ds"})
+	require.True(t, ok)
+	require.EqualValues(t, 5, got)
+	got, _ = value(t, m, "trainfeed_stage_records_total", map[string]string{"stage": "combine"})
+	require.EqualValues(t, 15, got)
+}
