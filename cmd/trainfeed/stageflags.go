@@ -105,7 +105,8 @@ func (f *combineFlags) add(fl *pflag.FlagSet, defaultOut string) {
 	fl.IntVar(&f.chunkRecords, "chunk-records", 10_000, "records per chunk")
 	fl.DurationVar(&f.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
 	fl.StringVar(&f.mismatch, "type-mismatch", string(combine.MismatchNull),
-		"a value its dataset column's type cannot hold unchanged: null (written as null and counted) or fail (its source fails)")
+		"a value its dataset column's type cannot hold unchanged: null (written as null and counted) or fail (its source fails); "+
+			"per dataset with DATASET=POLICY items, comma-separated (fail,scratch=null)")
 }
 
 // apply sets the combine configuration the flags describe, from the defaults.
@@ -119,10 +120,23 @@ func (f *combineFlags) apply(c *combine.Config) error {
 	}
 	*c = combine.DefaultConfig()
 	c.Out, c.Format, c.ChunkRecords, c.MaxAge = f.out, format, f.chunkRecords, f.maxAge
-	switch c.Mismatch = combine.Mismatch(f.mismatch); c.Mismatch {
-	case combine.MismatchNull, combine.MismatchFail:
-	default:
-		return fmt.Errorf("--type-mismatch %q: want %s or %s", f.mismatch, combine.MismatchNull, combine.MismatchFail)
+	for _, item := range strings.Split(f.mismatch, ",") {
+		ds, policy, perDataset := strings.Cut(strings.TrimSpace(item), "=")
+		if !perDataset {
+			ds, policy = "", ds
+		}
+		switch m := combine.Mismatch(policy); {
+		case m != combine.MismatchNull && m != combine.MismatchFail:
+			return fmt.Errorf("--type-mismatch %q: want %s or %s, or DATASET=%s|%s items, comma-separated", f.mismatch,
+				combine.MismatchNull, combine.MismatchFail, combine.MismatchNull, combine.MismatchFail)
+		case !perDataset:
+			c.Mismatch = m
+		default:
+			if c.MismatchFor == nil {
+				c.MismatchFor = map[string]combine.Mismatch{}
+			}
+			c.MismatchFor[ds] = m
+		}
 	}
 	return nil
 }

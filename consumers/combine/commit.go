@@ -120,7 +120,7 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 		for _, l := range losses {
 			nulled += l.Values
 		}
-		if nulled > 0 && c.cfg.Mismatch == MismatchFail {
+		if nulled > 0 && c.cfg.mismatch(ds.name) == MismatchFail {
 			if p.rejected == nil {
 				p.rejected = map[string]error{}
 			}

@@ -36,8 +36,18 @@ type Config struct {
 	// column cannot hold unchanged ("00501" in an int column). Default
 	// MismatchNull.
 	Mismatch Mismatch
+	// MismatchFor overrides Mismatch for the datasets it names.
+	MismatchFor map[string]Mismatch
 	// Logger receives commit lines. Default slog.Default().
 	Logger *slog.Logger
+}
+
+// mismatch returns the policy of dataset.
+func (c Config) mismatch(dataset string) Mismatch {
+	if m, ok := c.MismatchFor[dataset]; ok {
+		return m
+	}
+	return c.Mismatch
 }
 
 // Mismatch is a policy for values that do not fit their dataset column.
@@ -113,6 +123,11 @@ func (c Config) Validate() error {
 	}
 	if c.Mismatch != "" && c.Mismatch != MismatchNull && c.Mismatch != MismatchFail {
 		return fmt.Errorf("combine: type mismatch policy %q: want %q or %q", c.Mismatch, MismatchNull, MismatchFail)
+	}
+	for ds, m := range c.MismatchFor {
+		if m != MismatchNull && m != MismatchFail {
+			return fmt.Errorf("combine: type mismatch policy %q of dataset %s: want %q or %q", m, ds, MismatchNull, MismatchFail)
+		}
 	}
 	if c.MaxHeld < 1 {
 		return fmt.Errorf("combine: max held %d must be positive", c.MaxHeld)

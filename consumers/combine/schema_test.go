@@ -171,3 +171,23 @@ func TestMismatchFailRejectsTheBatch(t *testing.T) {
 	require.Equal(t, "c", m.Chunks[1].Parts[0].SourceID)
 	require.Equal(t, 0, m.Chunks[1].Parts[0].Nulled, `"7" is an int unchanged`)
 }
+
+// A dataset's own policy overrides the default one.
+func TestMismatchPolicyPerDataset(t *testing.T) {
+	r := newRig(t)
+	cfg := combine.DefaultConfig()
+	cfg.ChunkRecords = 2
+	cfg.Mismatch = combine.MismatchFail
+	cfg.MismatchFor = map[string]combine.Mismatch{"ds": combine.MismatchNull}
+	c, _ := r.start(cfg)
+
+	wait(t, r.handle(c, rows("a", ints("zip", 501, 90210))))
+	wait(t, r.handle(c, rows("b", strs("zip", "00501", "7"))))
+	m, err := combine.ReadManifest(r.out, "ds")
+	require.NoError(t, err)
+	require.Len(t, m.Chunks, 2)
+	require.Equal(t, 1, m.Chunks[1].Parts[0].Nulled)
+
+	cfg.Out, cfg.MismatchFor["ds"] = r.out, "drop"
+	require.ErrorContains(t, cfg.Validate(), `type mismatch policy "drop" of dataset ds`)
+}
