@@ -74,6 +74,9 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", ds.name, err)
 		}
+		if len(kept) == 0 {
+			return nil // every batch was left out: nothing to commit
+		}
 		batches = kept
 		done, rest, err := c.publishEntry(ctx, ds, ch, batches)
 		if err != nil {

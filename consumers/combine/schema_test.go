@@ -169,6 +169,7 @@ func TestMismatchFailRejectsTheBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)
 	require.Equal(t, "c", m.Chunks[1].Parts[0].SourceID)
+	require.EqualValues(t, 2, m.Chunks[1].Seq, "a commit whose batches were all left out takes no seq")
 	require.Equal(t, 0, m.Chunks[1].Parts[0].Nulled, `"7" is an int unchanged`)
 }
 
