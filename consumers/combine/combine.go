@@ -440,12 +440,14 @@ func (c *Combiner) clean(ds *dataset) error {
 		listed[ch.File] = true
 	}
 	for _, e := range entries {
-		if e.IsDir() || listed[e.Name()] || !isChunkName(e.Name()) {
+		switch {
+		case e.IsDir() || listed[e.Name()]:
 			continue
-		}
-		if strings.HasPrefix(e.Name(), "chunk-") {
+		case isCommittedName(e.Name()):
 			// Only a commit names a file so: not a leftover of this ledger's.
 			c.cfg.Logger.Warn("leaving in place a chunk file the ledger does not list", "dataset", ds.name, "file", e.Name())
+			continue
+		case !isLeftoverName(e.Name()):
 			continue
 		}
 		c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())

@@ -51,9 +51,12 @@ const (
 // entryKey is the manifest bucket key of a chunk.
 func entryKey(dataset string, seq uint64) string { return topology.ManifestKey(dataset, seq) }
 
+// committedPrefix starts the name of every committed chunk file.
+const committedPrefix = "chunk-"
+
 // chunkFile is the name of a committed chunk file: sorting names is commit order.
 func chunkFile(seq uint64, sha string, f chunk.Format) string {
-	return fmt.Sprintf("chunk-%012d-%s%s", seq, sha[:8], f.Ext())
+	return fmt.Sprintf("%s%012d-%s%s", committedPrefix, seq, sha[:8], f.Ext())
 }
 
 // pendingFile is the name a chunk file has between its write and its commit.
@@ -621,7 +624,12 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// isChunkName reports whether name is a file combine writes in a dataset folder.
-func isChunkName(name string) bool {
-	return strings.HasPrefix(name, "chunk-") || strings.HasPrefix(name, ".pending-") || strings.HasPrefix(name, ".tmp-")
+// isCommittedName reports whether name is a chunk file's committed name:
+// only a commit gives a file one.
+func isCommittedName(name string) bool { return strings.HasPrefix(name, committedPrefix) }
+
+// isLeftoverName reports whether name is one a chunk file has before its
+// commit: a crash leaves such files behind.
+func isLeftoverName(name string) bool {
+	return strings.HasPrefix(name, ".pending-") || strings.HasPrefix(name, ".tmp-")
 }

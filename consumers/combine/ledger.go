@@ -91,7 +91,7 @@ func chunkFiles(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasPrefix(e.Name(), "chunk-") {
+		if !e.IsDir() && isCommittedName(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
