@@ -287,11 +287,11 @@ func (p *publisher) checkBadRows(last bool) error {
 		return nil
 	}
 	first := ""
-	if len(p.skipped) > 0 || p.listed > 0 {
+	if p.firstSkip != "" {
 		first = "; first: " + p.firstSkip
 	}
-	return (fmt.Errorf("%w: %d of %d rows read so far were malformed and skipped, more than the limit of %s%s",
-		ErrTooManyBadRows, p.skips, p.read, limit, first))
+	return fmt.Errorf("%w: %d of %d rows read so far were malformed and skipped, more than the limit of %s%s",
+		ErrTooManyBadRows, p.skips, p.read, limit, first)
 }
 
 // logSummary logs how many rows the source skipped, when the warnings did

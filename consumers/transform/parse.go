@@ -200,11 +200,11 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 		return 0, err
 	}
 	defer in.close()
+	b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 	if in.parquet != nil {
 		if format != "" && format != FormatParquet {
 			return 0, &ParseError{Line: 1, Err: fmt.Errorf("the body is a Parquet file, but the source's format says %s: give no format, or parquet", format)}
 		}
-		b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 		err := parseParquet(in, b)
 		return b.total, err
 	}
@@ -229,7 +229,6 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 		head, _ := in.buf.Peek(readBufSize)
 		stream = !isJSONLines(head)
 	}
-	b := &builder{ctx: ctx, opts: opts, emit: emit, capHint: min(opts.MaxBatchRows, 256)}
 	switch format {
 	case FormatJSON:
 		if path != nil {
