@@ -88,15 +88,11 @@ func DuckDB(t testing.TB, sql string) Result {
 // are wd's.
 func DuckDBIn(t testing.TB, wd, sql string) Result {
 	t.Helper()
-	dir := nodeDir(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("readertest: node is needed to run DuckDB and is not in PATH (Debian: apt-get install nodejs npm): %v", err)
 	}
-	installOnce.Do(func() { installErr = ensureInstalled(dir) })
-	if installErr != nil {
-		t.Fatalf("readertest: installing @duckdb/node-api in %s: %v", dir, installErr)
-	}
+	dir := installedDir(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), queryTimeout)
 	defer cancel()
@@ -206,12 +202,19 @@ func fixBitWidth(logical string) string {
 // that neither this project nor its tests wrote.
 func Corpus(t testing.TB) string {
 	t.Helper()
+	return filepath.Join(installedDir(t), "node_modules", "vega-datasets", "data")
+}
+
+// installedDir returns the node/ folder once its npm packages are
+// installed (at most one install per test process).
+func installedDir(t testing.TB) string {
+	t.Helper()
 	dir := nodeDir(t)
 	installOnce.Do(func() { installErr = ensureInstalled(dir) })
 	if installErr != nil {
 		t.Fatalf("readertest: installing the npm packages in %s: %v", dir, installErr)
 	}
-	return filepath.Join(dir, "node_modules", "vega-datasets", "data")
+	return dir
 }
 
 // Quote returns s as a SQL string literal, in single quotes with any single
