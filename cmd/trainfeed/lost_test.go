@@ -14,6 +14,14 @@ import (
 	"github.com/trainfeed/trainfeed/consumers/combine"
 )
 
+// writeFiles writes each file of files, by name, into dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+}
+
 // run names each source that lost rows, with its counts and first
 // reasons; one that lost most of them fails, unless --max-bad-rows allows.
 func TestRunCountsLostRows(t *testing.T) {
@@ -23,13 +31,11 @@ func TestRunCountsLostRows(t *testing.T) {
 		most += "1,x,y\n"
 	}
 	most += "1,2\n"
-	for name, body := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"some.csv":    "a,b\n1,2\n3,4,5\n6,7\n8\n",
 		"most.csv":    most,
 		"sources.txt": "some.csv\nmost.csv\n",
-	} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
-	}
+	})
 	out := filepath.Join(dir, "out")
 	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "lossy", "-q")
 	require.Equal(t, 1, code, stdout)
@@ -68,8 +74,7 @@ func TestRunNamesTheRecordsPathOfAnOverlongDocument(t *testing.T) {
 		fmt.Fprintf(&doc, `{"id": %d, "text": "%s"}`, i, strings.Repeat("x", 50))
 	}
 	doc.WriteString("]}}\n")
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "api.json"), []byte(doc.String()), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "sources.txt"), []byte("api.json\n"), 0o644))
+	writeFiles(t, dir, map[string]string{"api.json": doc.String(), "sources.txt": "api.json\n"})
 	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", filepath.Join(dir, "out"), "--dataset", "api", "-q")
 	require.Equal(t, 1, code, stdout)
 	require.Contains(t, stdout, "over the message size limit of 1048576 bytes; the body is one JSON document read as one record: "+
@@ -88,13 +93,11 @@ func TestRunRefusesArchivesAndDocuments(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, zw.Close())
 	pdf := "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-	for name, body := range map[string][]byte{
-		"export.csv":  zipped.Bytes(),
-		"report.csv":  []byte(pdf),
-		"sources.txt": []byte("export.csv\nreport.csv\n"),
-	} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), body, 0o644))
-	}
+	writeFiles(t, dir, map[string]string{
+		"export.csv":  zipped.String(),
+		"report.csv":  pdf,
+		"sources.txt": "export.csv\nreport.csv\n",
+	})
 	out := filepath.Join(dir, "out")
 	stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "docs", "-q")
 	require.Equal(t, 1, code, stdout)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,12 +23,10 @@ func TestDatasetIsOneTableForDuckDB(t *testing.T) {
 		// A column that appears later.
 		"c.csv": "zip,n,city\n60601,5,Chicago\n",
 	}
-	for name, body := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
-	}
+	writeFiles(t, dir, files)
 	out := filepath.Join(dir, "out")
 	for _, name := range []string{"a.csv", "b.csv", "c.csv"} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "sources.txt"), []byte(name+"\n"), 0o644))
+		writeFiles(t, dir, map[string]string{"sources.txt": name + "\n"})
 		stdout, code := trainfeed(t, dir, "run", "--sources", "sources.txt", "--out", out, "--dataset", "zips", "-q")
 		require.Equal(t, 0, code, stdout)
 	}
