@@ -269,7 +269,7 @@ func (c *column) finish(capHint int) wire.Column {
 	case c.floor == "":
 		c.floor = out.Type
 	default:
-		c.floor = chunk.MergeSchema([]wire.Field{{Type: c.floor}}, []wire.Field{{Type: out.Type}})[0].Type
+		c.floor, _ = chunk.Widen(c.floor, out.Type)
 	}
 	c.reset(c.name)
 	return out

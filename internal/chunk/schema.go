@@ -48,7 +48,7 @@ func MergeSchemaReport(a, b []wire.Field) ([]wire.Field, []Conflict) {
 				continue
 			}
 			have := out[i].Type
-			t, ok := widen(have, f.Type)
+			t, ok := Widen(have, f.Type)
 			if !ok {
 				conflicts = append(conflicts, Conflict{Name: f.Name, Have: have, Got: f.Type})
 			}
@@ -58,9 +58,9 @@ func MergeSchemaReport(a, b []wire.Field) ([]wire.Field, []Conflict) {
 	return out, conflicts
 }
 
-// widen returns the narrowest type that holds values of both x and y, and
+// Widen returns the narrowest type that holds values of both x and y, and
 // false when that is string only because they conflict.
-func widen(x, y wire.Type) (wire.Type, bool) {
+func Widen(x, y wire.Type) (wire.Type, bool) {
 	switch {
 	case x == y:
 		return x, true
