@@ -362,7 +362,7 @@ func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
 func (c *Combiner) dataset(name string) *dataset {
 	ds := c.sets[name]
 	if ds == nil {
-		ds = &dataset{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, nextSeq: 1}
+		ds = &dataset{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, lossWarned: map[string]bool{}, nextSeq: 1}
 		ds.pubDone.L = &ds.pubMu
 		ds.manifest = NewManifest(name)
 		ds.manifest.Format = string(c.cfg.Format)

@@ -202,9 +202,6 @@ func (c *Combiner) warnLosses(ds *dataset, b *wire.RecordBatch, losses []chunk.L
 	for _, l := range losses {
 		c.mu.Lock()
 		warned := ds.lossWarned[l.Column]
-		if ds.lossWarned == nil {
-			ds.lossWarned = map[string]bool{}
-		}
 		ds.lossWarned[l.Column] = true
 		c.mu.Unlock()
 		if !warned {

@@ -136,11 +136,16 @@ func (m *Manifest) encode() ([]byte, error) {
 	}
 	buf.WriteString("{\n")
 	for _, f := range []struct {
-		key string
-		v   any
-	}{{"dataset", m.Dataset}, {"ledger", m.Ledger}, {"format", m.Format}, {"schema", m.Schema}, {"schema_fp", m.SchemaFP}, {"schema_versions", m.SchemaVersions}, {"records", m.Records}, {"bytes", m.Bytes}} {
-		if (f.key == "ledger" && m.Ledger == "") || (f.key == "schema_versions" && len(m.SchemaVersions) == 0) {
-			continue // omitted when empty, as the struct's tags say
+		key  string
+		v    any
+		omit bool // empty, and omitempty in the struct's tags
+	}{
+		{"dataset", m.Dataset, false}, {"ledger", m.Ledger, m.Ledger == ""}, {"format", m.Format, false},
+		{"schema", m.Schema, false}, {"schema_fp", m.SchemaFP, false},
+		{"schema_versions", m.SchemaVersions, len(m.SchemaVersions) == 0}, {"records", m.Records, false}, {"bytes", m.Bytes, false},
+	} {
+		if f.omit {
+			continue
 		}
 		if err := field(f.key, f.v, false); err != nil {
 			return nil, err
