@@ -13,8 +13,8 @@ import (
 // place, and the columns new to have are appended with got's types. A
 // dataset's column types never change once committed; docs/schema.md
 // tells the rule. Evolve never modifies have or got.
-func Evolve(have, got []Field) []Field {
-	out := make([]Field, len(have), len(have)+len(got))
+func Evolve(have, got []wire.Field) []wire.Field {
+	out := make([]wire.Field, len(have), len(have)+len(got))
 	copy(out, have)
 	known := make(map[string]bool, len(have))
 	for _, f := range have {
@@ -28,9 +28,6 @@ func Evolve(have, got []Field) []Field {
 	}
 	return out
 }
-
-// Field is a column of a schema.
-type Field = wire.Field
 
 // Loss counts the values of one batch column that the schema's type for
 // it cannot hold without changing them: they are written as null.
@@ -52,7 +49,7 @@ type Loss struct {
 // text of a value to int, float or bool, and anything to string (Write
 // formats those). b is not modified; the result shares its columns where
 // they need no conversion.
-func Fit(schema []Field, b *wire.RecordBatch) (*wire.RecordBatch, []Loss) {
+func Fit(schema []wire.Field, b *wire.RecordBatch) (*wire.RecordBatch, []Loss) {
 	types := make(map[string]wire.Type, len(schema))
 	for _, f := range schema {
 		types[f.Name] = f.Type
