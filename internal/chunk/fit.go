@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -27,6 +28,72 @@ func Evolve(have, got []wire.Field) []wire.Field {
 		}
 	}
 	return out
+}
+
+// Widened is a column whose type a dataset schema widens so that a batch's
+// values fit it unchanged.
+type Widened struct {
+	// Column is the column's name.
+	Column string
+	// From is the schema's type before, To after.
+	From, To wire.Type
+}
+
+// WidenToFit returns schema with the type of every column that a batch's
+// values would not fit unchanged widened until they do: int to float when
+// each value is exact as a float64, anything else to string, which holds
+// every value as its text. It returns the widened columns; schema itself is
+// not modified. Widening to string keeps a value's text only where the
+// transform stage kept it: a value typed as a number prints back as its
+// original text (see ExactFloat).
+func WidenToFit(schema []wire.Field, batches []*wire.RecordBatch) ([]wire.Field, []Widened) {
+	out := slices.Clone(schema)
+	at := make(map[string]int, len(out))
+	for i, f := range out {
+		at[f.Name] = i
+	}
+	var widened []Widened
+	for _, b := range batches {
+		for {
+			_, losses := Fit(out, b)
+			if len(losses) == 0 {
+				break
+			}
+			for _, l := range losses {
+				i := at[l.Column]
+				to, _ := Widen(l.Want, l.Have)
+				if to == l.Want {
+					to = wire.TypeString // ints a float64 would round
+				}
+				out[i].Type = to
+				if k := slices.IndexFunc(widened, func(w Widened) bool { return w.Column == l.Column }); k >= 0 {
+					widened[k].To = to
+				} else {
+					widened = append(widened, Widened{Column: l.Column, From: l.Want, To: to})
+				}
+			}
+		}
+	}
+	return out, widened
+}
+
+// Widens reports whether the schema to holds the columns of from, in the
+// same order, each of the same type or one that holds it unchanged (float
+// for int, string for anything): chunks of from can be written again in to.
+func Widens(from, to []wire.Field) bool {
+	if len(to) < len(from) {
+		return false
+	}
+	for i, f := range from {
+		g := to[i]
+		if g.Name != f.Name {
+			return false
+		}
+		if w, _ := Widen(f.Type, g.Type); g.Type != f.Type && w != g.Type {
+			return false
+		}
+	}
+	return true
 }
 
 // Loss counts the values of one batch column that the schema's type for
