@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/internal/datasettest"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // datasetFiles returns every file of the dataset folders under out (the
@@ -76,14 +77,15 @@ func TestRunLeavesDatasetsOfAnotherStore(t *testing.T) {
 	ids, m := datasettest.ReadAll(t, out, "first")
 	require.EqualValues(t, n*rows, m.Records)
 	require.Len(t, ids, n*rows)
-	require.Equal(t, old.Chunks, m.Chunks)
+	require.Equal(t, adopted(old.Chunks, m.Chunks[0].AdoptedFrom), m.Chunks)
+	require.NotEmpty(t, m.Chunks[0].AdoptedFrom, "the adopted chunks name the ledger that wrote them")
 
 	// New sources continue its sequence; the adopted chunks stay as they were.
 	sources = csvSources(t, n, rows, func(int) time.Duration { return 0 })
 	run("--dataset", "first")
 	_, m = datasettest.ReadAll(t, out, "first")
 	require.EqualValues(t, 2*n*rows, m.Records)
-	require.Equal(t, old.Chunks, m.Chunks[:len(old.Chunks)])
+	require.Equal(t, adopted(old.Chunks, m.Chunks[0].AdoptedFrom), m.Chunks[:len(old.Chunks)])
 	for i, ch := range m.Chunks {
 		require.EqualValues(t, i+1, ch.Seq)
 	}
@@ -93,4 +95,15 @@ func TestRunLeavesDatasetsOfAnotherStore(t *testing.T) {
 			require.Equal(t, data, after[path], "%s changed by adoption", path)
 		}
 	}
+}
+
+// adopted returns chunks as a ledger that adopted them from ledger lists them.
+func adopted(chunks []*wire.Chunk, ledger string) []*wire.Chunk {
+	out := make([]*wire.Chunk, len(chunks))
+	for i, ch := range chunks {
+		cp := *ch
+		cp.AdoptedFrom = ledger
+		out[i] = &cp
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -8,16 +9,20 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/progress"
 	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 	"github.com/trainfeed/trainfeed/producers"
 )
 
@@ -81,11 +86,13 @@ recognised and not added twice.`,
 				bar = progress.New(cmd.ErrOrStderr())
 				job.Progress, job.ProgressEvery, job.Stages.Observe = bar.Update, bar.Every(), bar.Observe
 			}
+			started := time.Now()
 			sum, err := job.Run(cmd.Context(), entries)
 			if bar != nil {
 				bar.Finish()
 			}
 			printSummary(cmd.OutOrStdout(), sum, st.combine.out, stages.Combine.Format)
+			printWidenings(cmd.OutOrStdout(), st.combine.out, runDatasets(entries, dataset), started)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "trainfeed run: stopped before every source was done:", err)
 				return exitError{code: 130}
@@ -179,6 +186,60 @@ func printLosses(w io.Writer, s pipeline.Summary) {
 		}
 		if o.Nulled > 0 {
 			fmt.Fprintf(w, "    %d values written as null: they did not fit their column's type (--type-mismatch)\n", o.Nulled)
+		}
+	}
+}
+
+// runDatasets returns the datasets of entries, sorted; dflt for those
+// that name none.
+func runDatasets(entries []producers.Entry, dflt string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range entries {
+		ds := cmp.Or(e.Source.Dataset, dflt)
+		if e.Err == nil && !seen[ds] {
+			seen[ds] = true
+			out = append(out, ds)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// printWidenings names the columns whose type a commit of this run (one
+// since start) widened, so that a reader knows the dataset's earlier
+// chunks were written again in the new types.
+func printWidenings(w io.Writer, out string, datasets []string, start time.Time) {
+	header := false
+	for _, ds := range datasets {
+		m, err := combine.ReadManifest(out, ds)
+		if err != nil {
+			continue
+		}
+		for i := 1; i < len(m.SchemaVersions); i++ {
+			v := m.SchemaVersions[i]
+			from := slices.IndexFunc(m.Chunks, func(ch *wire.Chunk) bool { return ch.Seq == v.FromSeq })
+			if from < 0 || m.Chunks[from].CreatedAt.Before(start) {
+				continue
+			}
+			was := map[string]wire.Type{}
+			for _, f := range m.SchemaVersions[i-1].Schema {
+				was[f.Name] = f.Type
+			}
+			var changed []string
+			for _, f := range v.Schema {
+				if t, ok := was[f.Name]; ok && t != f.Type {
+					changed = append(changed, fmt.Sprintf("%s %s→%s", f.Name, t, f.Type))
+				}
+			}
+			if len(changed) == 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w, "widened (values that did not fit; earlier chunks written again in the new types):")
+				header = true
+			}
+			fmt.Fprintf(w, "  %s: %s (schema version %d, from chunk %d)\n", ds, strings.Join(changed, ", "), v.Version, v.FromSeq)
 		}
 	}
 }

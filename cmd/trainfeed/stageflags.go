@@ -104,8 +104,9 @@ func (f *combineFlags) add(fl *pflag.FlagSet, defaultOut string) {
 	fl.StringVar(&f.format, "format", "parquet", "chunk format: parquet or jsonl")
 	fl.IntVar(&f.chunkRecords, "chunk-records", 10_000, "records per chunk")
 	fl.DurationVar(&f.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
-	fl.StringVar(&f.mismatch, "type-mismatch", string(combine.MismatchNull),
-		"a value its dataset column's type cannot hold unchanged: null (written as null and counted) or fail (its source fails); "+
+	fl.StringVar(&f.mismatch, "type-mismatch", string(combine.MismatchWiden),
+		"a value its dataset column's type cannot hold unchanged: widen (the column's type widens, earlier chunks are written again), "+
+			"null (written as null and counted) or fail (its source fails); "+
 			"per dataset with DATASET=POLICY items, comma-separated (fail,scratch=null)")
 }
 
@@ -126,9 +127,8 @@ func (f *combineFlags) apply(c *combine.Config) error {
 			ds, policy = "", ds
 		}
 		switch m := combine.Mismatch(policy); {
-		case m != combine.MismatchNull && m != combine.MismatchFail:
-			return fmt.Errorf("--type-mismatch %q: want %s or %s, or DATASET=%s|%s items, comma-separated", f.mismatch,
-				combine.MismatchNull, combine.MismatchFail, combine.MismatchNull, combine.MismatchFail)
+		case m != combine.MismatchWiden && m != combine.MismatchNull && m != combine.MismatchFail:
+			return fmt.Errorf("--type-mismatch %q: want widen, null or fail, or DATASET=POLICY items, comma-separated", f.mismatch)
 		case !perDataset:
 			c.Mismatch = m
 		default:

@@ -32,6 +32,9 @@ import (
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
+// stopRewrites bounds the rewrites Run does once ctx ended.
+const stopRewrites = 2 * commitTimeout
+
 // errStopped is returned to handlers that arrive after the combiner stopped;
 // the runner hands their messages back.
 var errStopped = fmt.Errorf("combine stopped: %w", runner.ErrStopping)
@@ -59,6 +62,7 @@ type Combiner struct {
 	unreadable bool
 	wg         sync.WaitGroup // Run's goroutines: flushes, syncs, the sweep
 	flush      chan struct{}  // Flush's requests to Run
+	rewrite    chan struct{}  // requests to the rewrite loop
 }
 
 // New returns a combiner writing under cfg.Out, committing to kv (the
@@ -79,6 +83,7 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 		encoders:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 		ready:     make(chan struct{}),
 		flush:     make(chan struct{}, 1),
+		rewrite:   make(chan struct{}, 1),
 		sets:      map[string]*dataset{},
 	}, nil
 }
@@ -103,6 +108,13 @@ type dataset struct {
 	version     int             // schema's version; 0 before the dataset had versions
 	lossWarned  map[string]bool // columns whose nulled values were logged
 	unannounced []*wire.Chunk   // this member's commits whose chunk event is not sent yet, in seq order
+	// superseded pairs each applied rewrite (new) whose file is not in
+	// place yet with the entry it replaced (old); relisted holds the
+	// rewrites placed whose manifest.json entry is still the old one.
+	superseded []supersede
+	relisted   []supersede
+	// rewrote holds this member's rewrites whose event is not sent yet.
+	rewrote []*wire.Chunk
 	// foreign is the manifest of a folder another ledger wrote, left
 	// alone until a batch of the dataset arrives and adopt takes it in.
 	foreign *Manifest
@@ -161,6 +173,8 @@ func (c *Combiner) Run(ctx context.Context) error {
 		return err
 	}
 	close(c.ready)
+	c.wg.Go(func() { c.rewriteLoop(ctx) })
+	c.rewriteSoon() // rewrites a crash interrupted
 	if c.chunks != nil {
 		c.wg.Go(func() { c.sweepLoop(ctx) })
 	}
@@ -182,6 +196,13 @@ func (c *Combiner) Run(ctx context.Context) error {
 				f()
 			}
 			c.wg.Wait()
+			// The last commits may have widened a schema: leave every
+			// chunk in it when that is done in time, or to the next start.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopRewrites)
+			defer cancel()
+			if err := c.rewriteAll(rctx); err != nil {
+				c.cfg.Logger.Warn("rewrite chunks in a widened schema: the next start goes on", "err", err)
+			}
 			return nil
 		case e := <-w.Updates():
 			// Another member's commit (or our own, again): the ledger learns it.
@@ -332,6 +353,9 @@ func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
 	if _, err := c.publishOnce(ctx, ds); err != nil {
 		return err
 	}
+	if err := c.retireReplaced(ds); err != nil {
+		return err
+	}
 	ds.claimed = true
 	// Announce what the chunk stream has not seen.
 	var announced uint64
@@ -380,16 +404,18 @@ func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
 	}
 	ds.foreign = nil // the ledger knows the dataset now: another member adopted it
 	if ch.Seq < ds.nextSeq {
-		return false // already applied
+		return c.replace(ds, ch) // applied, unless a rewrite replaced it
 	}
 	ds.nextSeq = ch.Seq + 1
 	ds.all = append(ds.all, ch)
 	if ch.Records > 0 {
 		ds.chunks = append(ds.chunks, ch)
-		if ch.SchemaVersion == 0 {
+		switch {
+		case ch.SchemaVersion == 0:
 			ds.schema = chunk.MergeSchema(ds.schema, ch.Schema) // written before schemas were fixed
-		} else {
+		case ch.SchemaVersion > ds.version:
 			ds.schema, ds.version = ch.Schema, ch.SchemaVersion
+			c.rewriteSoon()
 		}
 	}
 	return true
@@ -438,6 +464,9 @@ func (c *Combiner) clean(ds *dataset) error {
 	listed := map[string]bool{ManifestFile: true}
 	for _, ch := range ds.chunks {
 		listed[ch.File] = true
+		if ch.Replaces != "" {
+			listed[ch.Replaces] = true // retired once manifest.json lists its replacement
+		}
 	}
 	for _, e := range entries {
 		switch {

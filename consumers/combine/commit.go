@@ -46,6 +46,7 @@ const (
 	stepRenamed   = "renamed"   // pending file renamed to its chunk name
 	stepManifest  = "manifest"  // manifest.json replaced
 	stepAnnounced = "announced" // chunk event published
+	stepRewritten = "rewritten" // a rewrite's entry replaced: its commit point
 )
 
 // entryKey is the manifest bucket key of a chunk.
@@ -118,6 +119,13 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 	have := ds.schema
 	c.mu.Unlock()
 	schema := chunk.Evolve(have, batchSchema(batches))
+	if c.cfg.mismatch(ds.name) == MismatchWiden {
+		var widened []chunk.Widened
+		if schema, widened = chunk.WidenToFit(schema, batches); len(widened) > 0 {
+			c.cfg.Logger.Info("widening dataset columns so that every value fits unchanged; earlier chunks are written again",
+				"dataset", ds.name, "columns", widenedText(widened))
+		}
+	}
 	fitted := make([]*wire.RecordBatch, 0, len(batches))
 	kept := batches[:0:0]
 	for _, b := range batches {
@@ -143,7 +151,8 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 		})
 	}
 	if len(kept) < len(batches) {
-		// Columns only the left-out batches have are not the dataset's.
+		// Columns only the left-out batches have are not the dataset's
+		// (fail never widens).
 		schema = chunk.Evolve(have, batchSchema(kept))
 	}
 	ch.Schema = schema
@@ -173,6 +182,15 @@ func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.Rec
 		c.failpoint(stepUploaded)
 	}
 	return ch, path, kept, nil
+}
+
+// widenedText lists widened columns as "zip int→string, n int→float".
+func widenedText(ws []chunk.Widened) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s %s→%s", w.Column, w.From, w.To)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // maxPartSkips bounds the skipped rows a part entry lists; its count
@@ -219,7 +237,7 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 		return err
 	}
 	defer f.Close()
-	ch.Object = objectName(ds.name, ch.SHA256+c.cfg.Format.Ext())
+	ch.Object = objectName(ds.name, ch.SHA256+chunk.Format(ch.Format).Ext())
 	meta := jetstream.ObjectMeta{Name: ch.Object}
 	// Names are digests: an old one is a commit tried again, whose chunks
 	// are replaced.
@@ -357,7 +375,7 @@ func listable(ds *dataset) uint64 {
 func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 	ds.pubMu.Lock()
 	defer ds.pubMu.Unlock()
-	for ds.published < seq {
+	for ds.published < seq || c.relisting(ds) {
 		if ds.publishing {
 			ds.pubDone.Wait()
 			continue
@@ -380,6 +398,14 @@ func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 	return nil
 }
 
+// relisting reports whether rewrites of ds are in place that
+// manifest.json does not list yet.
+func (c *Combiner) relisting(ds *dataset) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(ds.relisted) > 0
+}
+
 // publishOnce replaces manifest.json with every chunk in place, then sends
 // the chunk events of this member's commits it covers, and returns the seq
 // it covered. Only publish (or repair, before anything else runs) calls it.
@@ -394,6 +420,8 @@ func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error)
 	c.mu.Lock()
 	upto := listable(ds)
 	add := ds.chunks[ds.listed:ds.placed]
+	relisted := ds.relisted
+	ds.relisted = nil
 	var events []*wire.Chunk
 	for _, ch := range ds.unannounced {
 		if ch.Seq > upto {
@@ -406,14 +434,29 @@ func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error)
 		ds.manifest.Add(ch)
 	}
 	ds.listed += len(add)
-	if len(add) > 0 || ds.stale {
+	for _, s := range relisted {
+		ds.manifest.Replace(s.new)
+	}
+	if len(add) > 0 || len(relisted) > 0 || ds.stale {
 		ds.stale = true
 		start := time.Now()
 		if err := WriteManifest(c.cfg.Out, ds.manifest); err != nil {
+			c.mu.Lock()
+			ds.relisted = append(relisted, ds.relisted...)
+			c.mu.Unlock()
 			return 0, fmt.Errorf("write manifest: %w", err)
 		}
 		ds.stale = false
 		ds.writtenAt, ds.wrote = time.Now(), time.Since(start)
+	}
+	// manifest.json lists the rewrites' files: the replaced ones go.
+	for _, s := range relisted {
+		if s.old.File == s.new.File {
+			continue
+		}
+		if err := c.retire(ds, s.old.File, s.old.AdoptedFrom != "" && s.old.Replaces == ""); err != nil {
+			c.cfg.Logger.Error("retire a rewritten chunk's old file; the next start retires it", "dataset", ds.name, "file", s.old.File, "err", err)
+		}
 	}
 	if len(events) == 0 {
 		return upto, nil
@@ -443,7 +486,7 @@ func (c *Combiner) placeAll(ctx context.Context, ds *dataset) error {
 		ds.placed++
 		c.mu.Unlock()
 	}
-	return nil
+	return c.placeSuperseded(ctx, ds)
 }
 
 // place gives a committed chunk's file its name in the dataset folder: the
@@ -524,19 +567,20 @@ func (c *Combiner) readEntry(ctx context.Context, key string) (*wire.Chunk, erro
 }
 
 // fixVersion sets the schema version of ch, to be committed next: the
-// dataset's, or the next one when ch adds columns. It reports false when
-// ch's schema does not extend the dataset's, which commits of other members
-// changed since ch was written. Callers hold c.mu.
+// dataset's, or the next one when ch adds or widens columns. It reports
+// false when ch's schema neither is nor extends nor widens the dataset's,
+// which commits of other members changed since ch was written. Callers
+// hold c.mu.
 func (c *Combiner) fixVersion(ds *dataset, ch *wire.Chunk) bool {
 	if ch.Records == 0 {
 		ch.Schema, ch.SchemaFP, ch.SchemaVersion = ds.schema, chunk.Fingerprint(ds.schema), ds.version
 		return true
 	}
-	if len(ch.Schema) < len(ds.schema) || !slices.Equal(ch.Schema[:len(ds.schema)], ds.schema) {
+	if !chunk.Widens(ds.schema, ch.Schema) {
 		return false
 	}
 	ch.SchemaVersion = ds.version
-	if ds.version == 0 || len(ch.Schema) > len(ds.schema) {
+	if ds.version == 0 || !slices.Equal(ch.Schema, ds.schema) {
 		ch.SchemaVersion = ds.version + 1
 	}
 	return true
@@ -563,7 +607,7 @@ func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.Recor
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(cw)
-	if _, err = chunk.Write(bw, c.cfg.Format, ch.Schema, batches); err == nil {
+	if _, err = chunk.Write(bw, chunk.Format(ch.Format), ch.Schema, batches); err == nil {
 		err = bw.Flush()
 	}
 	bw.Reset(nil)
@@ -580,7 +624,7 @@ func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.Recor
 	}
 	ch.Bytes = cw.n
 	ch.SHA256 = hex.EncodeToString(h.Sum(nil))
-	path := filepath.Join(ds.dir, pendingFile(ch.SHA256, c.cfg.Format))
+	path := filepath.Join(ds.dir, pendingFile(ch.SHA256, chunk.Format(ch.Format)))
 	if err := os.Rename(f.Name(), path); err != nil {
 		os.Remove(f.Name())
 		return "", err

@@ -34,7 +34,7 @@ type Config struct {
 	MaxHeld int
 	// Mismatch says what becomes of a value the dataset's type for its
 	// column cannot hold unchanged ("00501" in an int column). Default
-	// MismatchNull.
+	// MismatchWiden.
 	Mismatch Mismatch
 	// MismatchFor overrides Mismatch for the datasets it names.
 	MismatchFor map[string]Mismatch
@@ -54,6 +54,11 @@ func (c Config) mismatch(dataset string) Mismatch {
 type Mismatch string
 
 const (
+	// MismatchWiden widens the column's type until the value fits it
+	// unchanged (int to float, anything to string): a new schema version,
+	// in which the dataset's earlier chunks are written again, so every
+	// chunk file keeps one type per column.
+	MismatchWiden Mismatch = "widen"
 	// MismatchNull writes the value as null and counts it in the part's
 	// nulled count, the log and the run summary.
 	MismatchNull Mismatch = "null"
@@ -61,6 +66,14 @@ const (
 	// with the column, the types and the first such value.
 	MismatchFail Mismatch = "fail"
 )
+
+// mismatchPolicies names the policies, for errors.
+const mismatchPolicies = `"widen", "null" or "fail"`
+
+// valid reports whether m is one of the policies.
+func (m Mismatch) valid() bool {
+	return m == MismatchWiden || m == MismatchNull || m == MismatchFail
+}
 
 // DefaultConfig returns the settings combine runs with unless told otherwise.
 func DefaultConfig() Config {
@@ -96,7 +109,7 @@ func (c Config) withDefaults() Config {
 		c.MaxHeld = d.MaxHeld
 	}
 	if c.Mismatch == "" {
-		c.Mismatch = MismatchNull
+		c.Mismatch = MismatchWiden
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -121,12 +134,12 @@ func (c Config) Validate() error {
 	if c.MaxAge <= 0 || c.Idle <= 0 {
 		return fmt.Errorf("combine: max age %s and idle %s must be positive", c.MaxAge, c.Idle)
 	}
-	if c.Mismatch != "" && c.Mismatch != MismatchNull && c.Mismatch != MismatchFail {
-		return fmt.Errorf("combine: type mismatch policy %q: want %q or %q", c.Mismatch, MismatchNull, MismatchFail)
+	if c.Mismatch != "" && !c.Mismatch.valid() {
+		return fmt.Errorf("combine: type mismatch policy %q: want %s", c.Mismatch, mismatchPolicies)
 	}
 	for ds, m := range c.MismatchFor {
-		if m != MismatchNull && m != MismatchFail {
-			return fmt.Errorf("combine: type mismatch policy %q of dataset %s: want %q or %q", m, ds, MismatchNull, MismatchFail)
+		if !m.valid() {
+			return fmt.Errorf("combine: type mismatch policy %q of dataset %s: want %s", m, ds, mismatchPolicies)
 		}
 	}
 	if c.MaxHeld < 1 {

@@ -230,3 +230,92 @@ func checkDataset(t *testing.T, js jetstream.JetStream, out, dataset string, wan
 	require.NoError(t, err)
 	require.EqualValues(t, len(m.Chunks), info.State.Msgs, "one chunk event per chunk")
 }
+
+// A member killed right after a rewrite's commit point (the entry
+// replaced, the new file not yet in place) loses nothing: the next start
+// puts the new file in place, retires the old one and rewrites the rest.
+func TestCrashWhileRewriting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := context.Background()
+	_, err := topology.Ensure(ctx, js, crashTopology())
+	require.NoError(t, err)
+	out := t.TempDir()
+	mark := filepath.Join(t.TempDir(), "mark")
+	const sources, rows = 6, 100
+	done := func(records int64) func() bool {
+		return func() bool {
+			m, err := ReadManifest(out, "ds")
+			if err != nil || m.Records != records {
+				return false
+			}
+			for _, ch := range m.Chunks {
+				if behind(m.SchemaOf(ch), m.Schema) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	// Int ids commit first.
+	publishBatches(t, js, sources, rows)
+	first := startChild(t, ns.ClientURL(), out, "", mark)
+	require.Eventually(t, done(sources*rows), 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, first.Wait())
+
+	// Codes with leading zeros widen id to string; the member dies right
+	// after its first rewrite's commit point.
+	codes := &wire.RecordBatch{SourceID: "codes", Dataset: "ds", Rows: 2, Last: true,
+		Columns: []wire.Column{{Name: "id", Type: wire.TypeString, Strings: []string{"00007", "00008"}}}}
+	data, err := wire.Encode(codes)
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+codes.PartKey()))
+	require.NoError(t, err)
+	crashed := startChild(t, ns.ClientURL(), out, stepRewritten, mark)
+	require.Eventually(t, func() bool { _, err := os.Stat(mark); return err == nil },
+		20*time.Second, 10*time.Millisecond, "child never rewrote a chunk")
+	require.NoError(t, crashed.Process.Kill())
+	_ = crashed.Wait()
+
+	clean := startChild(t, ns.ClientURL(), out, "", mark)
+	require.Eventually(t, done(sources*rows+2), 30*time.Second, 50*time.Millisecond)
+	require.NoError(t, clean.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, clean.Wait())
+
+	m, err := ReadManifest(out, "ds")
+	require.NoError(t, err)
+	require.Equal(t, []wire.Field{{Name: "id", Type: wire.TypeString}}, m.Schema)
+	listed := map[string]bool{ManifestFile: true}
+	seen := map[string]int{}
+	for i, ch := range m.Chunks {
+		require.Equal(t, uint64(i+1), ch.Seq)
+		listed[ch.File] = true
+		path := filepath.Join(out, "ds", ch.File)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		sum := sha256.Sum256(data)
+		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), "chunk %d", ch.Seq)
+		b, err := chunk.ReadFile(path, chunk.JSONL, m.Schema)
+		require.NoError(t, err)
+		require.EqualValues(t, ch.Records, b.Rows)
+		for _, id := range b.Columns[0].Strings {
+			seen[id]++
+		}
+	}
+	require.Len(t, seen, sources*rows+2)
+	for id, n := range seen {
+		require.Equal(t, 1, n, "record %s", id)
+	}
+	require.Equal(t, 1, seen["00007"])
+	require.Equal(t, 1, seen["599"])
+	files, err := os.ReadDir(filepath.Join(out, "ds"))
+	require.NoError(t, err)
+	for _, f := range files {
+		require.True(t, listed[f.Name()], "%s is not in the manifest", f.Name())
+	}
+}

@@ -1,6 +1,7 @@
 package combine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -116,10 +117,11 @@ func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
 	if err := unlisted(ds.dir, m); err != nil {
 		return runner.Permanent(fmt.Errorf("adopt %s: %w", ds.name, err))
 	}
-	var created []*wire.Chunk
+	from := cmp.Or(m.Ledger, "unnamed")
+	var entries, created []*wire.Chunk
 	for _, listed := range m.Chunks {
 		ch := *listed
-		ch.Dataset, ch.Schema, ch.Object = ds.name, m.SchemaOf(listed), ""
+		ch.Dataset, ch.Schema, ch.Object, ch.AdoptedFrom = ds.name, m.SchemaOf(listed), "", from
 		path := filepath.Join(ds.dir, ch.File)
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -137,16 +139,15 @@ func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
 		if err != nil {
 			return fmt.Errorf("adopt %s: %w", ds.name, err)
 		}
+		entries = append(entries, &ch)
 		if made {
 			created = append(created, &ch)
 		}
 	}
 	c.mu.Lock()
 	if ds.foreign != nil {
-		for _, ch := range m.Chunks {
-			e := *ch
-			e.Dataset, e.Schema = ds.name, m.SchemaOf(ch)
-			c.apply(ds, &e)
+		for _, ch := range entries {
+			c.apply(ds, ch)
 		}
 		ds.foreign = nil
 	}

@@ -71,17 +71,60 @@ func (m *Manifest) Add(ch *wire.Chunk) {
 		return
 	}
 	m.Chunks = append(m.Chunks, ch)
-	if ch.SchemaVersion == 0 {
-		m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
-	} else if n := len(m.SchemaVersions); n == 0 || m.SchemaVersions[n-1].Version < ch.SchemaVersion {
-		m.Schema = slices.Clone(ch.Schema)
-		m.SchemaVersions = append(m.SchemaVersions, SchemaVersion{
-			Version: ch.SchemaVersion, FromSeq: ch.Seq, SchemaFP: ch.SchemaFP, Schema: m.Schema,
-		})
-	}
+	m.noteSchema(ch)
 	m.Records += ch.Records
 	m.Bytes += ch.Bytes
 	m.Format = ch.Format
+}
+
+// Replace puts a rewritten chunk in the place of the listed chunk of the
+// same seq and reports whether one was listed.
+func (m *Manifest) Replace(ch *wire.Chunk) bool {
+	i, found := slices.BinarySearchFunc(m.Chunks, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmpSeq(e.Seq, seq) })
+	if !found {
+		return false
+	}
+	m.Bytes += ch.Bytes - m.Chunks[i].Bytes
+	m.Records += ch.Records - m.Chunks[i].Records
+	m.Chunks[i] = ch
+	if i < len(m.encoded) {
+		m.encoded[i] = nil
+	}
+	m.noteSchema(ch)
+	return true
+}
+
+// noteSchema takes in the schema versions a listed chunk tells of: the one
+// it was committed in, which starts at the first chunk committed in it,
+// and, for a rewritten chunk, the one it is written in now.
+func (m *Manifest) noteSchema(ch *wire.Chunk) {
+	if ch.SchemaVersion == 0 {
+		m.Schema = chunk.MergeSchema(m.Schema, ch.Schema)
+		return
+	}
+	if ch.CommittedVersion > 0 {
+		m.noteVersion(ch.CommittedVersion, ch.CommittedSchema, ch.Seq)
+		m.noteVersion(ch.SchemaVersion, ch.Schema, 0)
+	} else {
+		m.noteVersion(ch.SchemaVersion, ch.Schema, ch.Seq)
+	}
+	last := m.SchemaVersions[len(m.SchemaVersions)-1]
+	m.Schema = last.Schema
+}
+
+// noteVersion lists version with its schema, in version order, and makes
+// it start at seq if no chunk committed in it is listed before (seq 0: a
+// chunk rewritten in it, which does not start it).
+func (m *Manifest) noteVersion(version int, schema []wire.Field, seq uint64) {
+	i, found := slices.BinarySearchFunc(m.SchemaVersions, version, func(v SchemaVersion, n int) int { return v.Version - n })
+	if !found {
+		m.SchemaVersions = slices.Insert(m.SchemaVersions, i, SchemaVersion{
+			Version: version, SchemaFP: chunk.Fingerprint(schema), Schema: slices.Clone(schema),
+		})
+	}
+	if v := &m.SchemaVersions[i]; seq > 0 && (v.FromSeq == 0 || seq < v.FromSeq) {
+		v.FromSeq = seq
+	}
 }
 
 // LastSeq returns the sequence number of the manifest's last chunk, or 0.
@@ -110,6 +153,14 @@ func WriteManifest(out string, m *Manifest) error {
 
 // encode returns the manifest as JSON: a key per line, one line per chunk.
 func (m *Manifest) encode() ([]byte, error) {
+	for i, b := range m.encoded {
+		if b == nil { // replaced since
+			var err error
+			if m.encoded[i], err = json.Marshal(m.Chunks[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, ch := range m.Chunks[len(m.encoded):] {
 		b, err := json.Marshal(ch)
 		if err != nil {

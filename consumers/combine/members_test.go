@@ -2,6 +2,9 @@ package combine
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Two combine members in one consumer group, each with its own folder: no
@@ -59,5 +63,90 @@ func TestTwoMembersOneDataset(t *testing.T) {
 		require.NoError(t, w.Stop())
 		checkDataset(t, js, out, "ds", sources*rows)
 		checkSwept(t, js, out, "ds")
+	}
+}
+
+// Two members that widen one dataset at once agree on its schema, and
+// each chunk is rewritten once: every folder holds each record once, in
+// files that all type id as a string.
+func TestTwoMembersWidenOneDataset(t *testing.T) {
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := context.Background()
+	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
+	require.NoError(t, err)
+
+	outs := []string{t.TempDir(), t.TempDir()}
+	runCtx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(runCtx)
+	for _, out := range outs {
+		cfg := DefaultConfig()
+		cfg.Out, cfg.Format, cfg.ChunkRecords, cfg.Idle = out, chunk.Parquet, 300, 100*time.Millisecond
+		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
+		require.NoError(t, err)
+		r, err := runner.New(js, topo.Combine, runner.HandlerFunc(c.Handle), runner.Config{Stage: "combine", Workers: 64})
+		require.NoError(t, err)
+		g.Go(func() error { return c.Run(gctx) })
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	const sources, rows = 30, 50
+	drained := func() bool {
+		info, err := topo.Combine.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}
+	publishBatches(t, js, sources, rows)
+	require.Eventually(t, drained, 30*time.Second, 50*time.Millisecond)
+	// Codes, some of every few sources: both members widen id.
+	for s := range 10 {
+		b := &wire.RecordBatch{SourceID: fmt.Sprint("codes", s), Dataset: "ds", Rows: 2, Last: true,
+			Columns: []wire.Column{{Name: "id", Type: wire.TypeString, Strings: []string{fmt.Sprintf("0%d", 2*s), fmt.Sprintf("0%d", 2*s+1)}}}}
+		data, err := wire.Encode(b)
+		require.NoError(t, err)
+		_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		m, err := ReadManifest(outs[0], "ds")
+		return err == nil && m.Records == sources*rows+20 && drained()
+	}, 30*time.Second, 50*time.Millisecond)
+	stop()
+	require.NoError(t, g.Wait())
+
+	want := []wire.Field{{Name: "id", Type: wire.TypeString}}
+	for _, out := range outs {
+		cfg := DefaultConfig()
+		cfg.Out = out
+		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
+		require.NoError(t, err)
+		w, err := topo.Manifest.WatchAll(ctx, jetstream.IgnoreDeletes())
+		require.NoError(t, err)
+		require.NoError(t, c.load(ctx, w.Updates()))
+		require.NoError(t, w.Stop())
+
+		m, err := ReadManifest(out, "ds")
+		require.NoError(t, err)
+		require.Equal(t, want, m.Schema)
+		seen := map[string]int{}
+		listed := map[string]bool{ManifestFile: true}
+		for _, ch := range m.Chunks {
+			require.Equal(t, want, m.SchemaOf(ch), "chunk %d", ch.Seq)
+			listed[ch.File] = true
+			b, err := chunk.ReadFile(filepath.Join(out, "ds", ch.File), chunk.Parquet, want)
+			require.NoError(t, err)
+			for _, id := range b.Columns[0].Strings {
+				seen[id]++
+			}
+		}
+		require.Len(t, seen, sources*rows+20)
+		for id, n := range seen {
+			require.Equal(t, 1, n, "record %s", id)
+		}
+		require.Equal(t, 1, seen["07"])
+		require.Equal(t, 1, seen["7"])
+		files, err := os.ReadDir(filepath.Join(out, "ds"))
+		require.NoError(t, err)
+		for _, f := range files {
+			require.True(t, listed[f.Name()], "%s in %s is not in the manifest", f.Name(), out)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package combine_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -99,13 +101,14 @@ func parquetTypes(t *testing.T, path string) map[string]string {
 	return types
 }
 
-// A dataset's column keeps the type it first committed with in every later
-// chunk: values that convert unchanged are converted, others are null and
-// counted (or fail their source); a new column is a new schema version.
+// Under MismatchNull a dataset's column keeps the type it first committed
+// with in every later chunk: values that convert unchanged are converted,
+// others are null and counted; a new column is a new schema version.
 func TestOneSchemaPerDataset(t *testing.T) {
 	r := newRig(t)
 	cfg := combine.DefaultConfig()
 	cfg.ChunkRecords = 2
+	cfg.Mismatch = combine.MismatchNull
 	c, stop := r.start(cfg)
 
 	// Codes with leading zeros first: the column is text, later plain
@@ -191,4 +194,89 @@ func TestMismatchPolicyPerDataset(t *testing.T) {
 
 	cfg.Out, cfg.MismatchFor["ds"] = r.out, "drop"
 	require.ErrorContains(t, cfg.Validate(), `type mismatch policy "drop" of dataset ds`)
+}
+
+// By default a value that does not fit its column widens the column's
+// type: a new schema version, in which the earlier chunks are written
+// again, so that every file types every column the same way and every
+// value is kept unchanged whichever file a reader takes the schema from.
+func TestWideningRewritesEarlierChunks(t *testing.T) {
+	for _, format := range []chunk.Format{chunk.Parquet, chunk.JSONL} {
+		t.Run(string(format), func(t *testing.T) {
+			r := newRig(t)
+			cfg := combine.DefaultConfig()
+			cfg.ChunkRecords = 2
+			cfg.Format = format
+			c, stop := r.start(cfg)
+
+			// Plain numbers first: zip and n are ints.
+			wait(t, r.handle(c, rows("a", ints("zip", 501, 90210), ints("n", 1, 2))))
+			first, err := combine.ReadManifest(r.out, "ds")
+			require.NoError(t, err)
+			// Then codes with leading zeros and a fraction: zip widens to
+			// string, n to float.
+			wait(t, r.handle(c, rows("b", strs("zip", "00501", "02134"), floats("n", 3.5, 4))))
+			// A column that appears later.
+			wait(t, r.handle(c, rows("c", ints("zip", 7, 8), ints("n", 5, 6), strs("city", "Holtsville", "Boston"))))
+			stop()
+
+			m, err := combine.ReadManifest(r.out, "ds")
+			require.NoError(t, err)
+			require.Len(t, m.Chunks, 3)
+			v1 := []wire.Field{{Name: "zip", Type: wire.TypeInt}, {Name: "n", Type: wire.TypeInt}}
+			v2 := []wire.Field{{Name: "zip", Type: wire.TypeString}, {Name: "n", Type: wire.TypeFloat}}
+			v3 := append(v2[:2:2], wire.Field{Name: "city", Type: wire.TypeString})
+			require.Equal(t, v3, m.Schema)
+			require.Equal(t, []combine.SchemaVersion{
+				{Version: 1, FromSeq: 1, SchemaFP: chunk.Fingerprint(v1), Schema: v1},
+				{Version: 2, FromSeq: 2, SchemaFP: chunk.Fingerprint(v2), Schema: v2},
+				{Version: 3, FromSeq: 3, SchemaFP: chunk.Fingerprint(v3), Schema: v3},
+			}, m.SchemaVersions)
+			require.Equal(t, first.Chunks[0].File, m.Chunks[0].Replaces, "chunk 1 was written again")
+			require.NotEqual(t, first.Chunks[0].File, m.Chunks[0].File)
+			require.NoFileExists(t, filepath.Join(r.out, "ds", first.Chunks[0].File), "the replaced file is gone")
+			for _, ch := range m.Chunks {
+				require.Equal(t, 0, ch.Parts[0].Nulled, "chunk %d", ch.Seq)
+			}
+			// A new column alone needs no rewrite: chunk 1 is in the version
+			// that widened its types.
+			require.Equal(t, []int{2, 2, 3}, []int{m.Chunks[0].SchemaVersion, m.Chunks[1].SchemaVersion, m.Chunks[2].SchemaVersion})
+			files, err := filepath.Glob(filepath.Join(r.out, "ds", "chunk-*"))
+			require.NoError(t, err)
+			require.Len(t, files, 3, "one file per chunk")
+
+			var got []map[string]any
+			for _, ch := range m.Chunks {
+				path := filepath.Join(r.out, "ds", ch.File)
+				b, err := chunk.ReadFile(path, format, v3)
+				require.NoError(t, err)
+				for row := range b.Rows {
+					rec := map[string]any{}
+					for i := range b.Columns {
+						rec[b.Columns[i].Name] = b.Columns[i].Value(row)
+					}
+					got = append(got, rec)
+				}
+				if format == chunk.Parquet {
+					types := parquetTypes(t, path)
+					require.Equal(t, "BYTE_ARRAY/STRING", types["zip"], "chunk %d", ch.Seq)
+					require.Equal(t, "DOUBLE/", types["n"], "chunk %d", ch.Seq)
+				}
+			}
+			require.Equal(t, []map[string]any{
+				{"zip": "501", "n": 1.0, "city": nil}, {"zip": "90210", "n": 2.0, "city": nil},
+				{"zip": "00501", "n": 3.5, "city": nil}, {"zip": "02134", "n": 4.0, "city": nil},
+				{"zip": "7", "n": 5.0, "city": "Holtsville"}, {"zip": "8", "n": 6.0, "city": "Boston"},
+			}, got)
+
+			// The rewrite is announced beside the chunk events.
+			s, err := r.js.Stream(context.Background(), topology.StreamChunks)
+			require.NoError(t, err)
+			msg, err := s.GetLastMsgForSubject(context.Background(), topology.RewriteSubject("ds"))
+			require.NoError(t, err)
+			var ev wire.Chunk
+			require.NoError(t, wire.Decode(msg.Data, &ev))
+			require.Equal(t, m.Chunks[0].File, ev.File)
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,7 +30,9 @@ type Config struct {
 	// From skips chunks with a lower sequence number. 0: resume after the
 	// last chunk of the folder's manifest, or start at the beginning.
 	From uint64
-	// OnChunk, if set, is called after each chunk is in place and listed.
+	// OnChunk, if set, is called after each chunk is in place and listed,
+	// and again, with Replaces set, when a rewrite in a widened schema
+	// replaced its file.
 	OnChunk func(ch *wire.Chunk)
 	// Logger receives one line per chunk. Default slog.Default().
 	Logger *slog.Logger
@@ -78,8 +81,9 @@ func (f *Follower) Run(ctx context.Context) error {
 	if f.cfg.From > 0 && f.cfg.From-1 > have {
 		have = f.cfg.From - 1
 	}
+	rewrites := topology.RewriteSubject(f.cfg.Dataset)
 	cons, err := f.js.OrderedConsumer(ctx, topology.StreamChunks, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{topology.Subject(topology.SubjectChunks, f.cfg.Dataset)},
+		FilterSubjects: []string{topology.Subject(topology.SubjectChunks, f.cfg.Dataset), rewrites},
 	})
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
@@ -115,9 +119,25 @@ func (f *Follower) Run(ctx context.Context) error {
 			f.cfg.Logger.Warn("follow: skipping malformed chunk event", "err", err)
 			continue
 		}
+		if msg.Subject() == rewrites {
+			// A chunk written again in a widened schema: one this folder
+			// has is replaced; a later one is fetched as it is now.
+			if ch.Seq <= have {
+				if err := f.replace(ctx, m, &ch); err != nil {
+					return stopped(err)
+				}
+			}
+			continue
+		}
 		if ch.Seq <= have {
 			continue
 		}
+		// The event tells the chunk as committed; the entry, as it is now.
+		cur, err := f.entry(ctx, ch.Seq)
+		if err != nil {
+			return stopped(err)
+		}
+		ch = *cur
 		// Events may arrive out of order when a member repaired a crash: the
 		// manifest bucket has every entry, so fill the gap from it.
 		for seq := have + 1; seq < ch.Seq; seq++ {
@@ -161,6 +181,33 @@ func (f *Follower) add(ctx context.Context, m *combine.Manifest, ch *wire.Chunk)
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
 	}
 	f.cfg.Logger.Info("chunk", "dataset", ch.Dataset, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
+	if f.cfg.OnChunk != nil {
+		f.cfg.OnChunk(ch)
+	}
+	return nil
+}
+
+// replace puts a rewritten chunk in the place of the file the folder has
+// for its seq, lists it, and then removes the replaced file.
+func (f *Follower) replace(ctx context.Context, m *combine.Manifest, ch *wire.Chunk) error {
+	i := slices.IndexFunc(m.Chunks, func(e *wire.Chunk) bool { return e.Seq == ch.Seq })
+	if i < 0 || m.Chunks[i].SHA256 == ch.SHA256 || ch.Records == 0 {
+		return nil // not listed here, or this rewrite is in place already
+	}
+	old := m.Chunks[i].File
+	if err := f.download(ctx, ch); err != nil {
+		return err
+	}
+	m.Replace(ch)
+	if err := combine.WriteManifest(f.cfg.Out, m); err != nil {
+		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
+	}
+	if old != ch.File {
+		if err := os.Remove(filepath.Join(f.cfg.Out, ch.Dataset, old)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
+		}
+	}
+	f.cfg.Logger.Info("rewritten chunk", "dataset", ch.Dataset, "seq", ch.Seq, "version", ch.SchemaVersion, "file", ch.File, "replaces", old)
 	if f.cfg.OnChunk != nil {
 		f.cfg.OnChunk(ch)
 	}

@@ -49,6 +49,10 @@ const (
 // Subject returns prefix.dataset, the subject of one dataset's messages.
 func Subject(prefix, dataset string) string { return prefix + "." + dataset }
 
+// RewriteSubject returns the subject that announces a dataset's chunks
+// written again in a widened schema, beside (not among) its chunk events.
+func RewriteSubject(dataset string) string { return Subject(SubjectChunks, dataset) + ".rewritten" }
+
 // ManifestKey returns the manifest bucket key of a dataset's chunk: sorting
 // keys sorts by dataset, then commit order.
 func ManifestKey(dataset string, seq uint64) string { return fmt.Sprintf("%s.%012d", dataset, seq) }

@@ -209,6 +209,17 @@ type Chunk struct {
 	SchemaVersion int       `msgpack:"schema_version,omitempty" json:"schema_version,omitempty"`
 	CreatedAt     time.Time `msgpack:"created_at" json:"created_at"`
 	Parts         []PartRef `msgpack:"parts" json:"parts"`
+	// Replaces is set on a chunk written again in a widened schema: the
+	// file it replaces, which held the same records in the older types.
+	Replaces string `msgpack:"replaces,omitempty" json:"replaces,omitempty"`
+	// CommittedVersion and CommittedSchema are, on a rewritten chunk, the
+	// schema version it was committed in and that version's schema: the
+	// dataset's history, which the manifest lists.
+	CommittedVersion int     `msgpack:"committed_version,omitempty" json:"committed_version,omitempty"`
+	CommittedSchema  []Field `msgpack:"committed_schema,omitempty" json:"-"`
+	// AdoptedFrom names the ledger that wrote the chunk's first file,
+	// when the chunk came in by adopting a folder another ledger wrote.
+	AdoptedFrom string `msgpack:"adopted_from,omitempty" json:"adopted_from,omitempty"`
 }
 
 // DeadLetter is a message a stage gave up on, with why.

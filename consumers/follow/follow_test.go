@@ -1,0 +1,84 @@
+package follow_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/consumers/follow"
+	"github.com/trainfeed/trainfeed/internal/natstest"
+	"github.com/trainfeed/trainfeed/internal/runner"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
+)
+
+// A follower mirrors chunks as they commit and replaces the ones a
+// widening rewrote: the mirror ends with the same files as the source.
+func TestFollowReplacesRewrittenChunks(t *testing.T) {
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
+	require.NoError(t, err)
+
+	out, mirror := t.TempDir(), t.TempDir()
+	cfg := combine.DefaultConfig()
+	cfg.Out, cfg.ChunkRecords = out, 2
+	c, err := combine.New(js, topo.Manifest, topo.Chunks, cfg)
+	require.NoError(t, err)
+	combined := make(chan error, 1)
+	go func() { combined <- c.Run(ctx) }()
+	f, err := follow.New(js, topo.Manifest, topo.Chunks, follow.Config{Dataset: "ds", Out: mirror})
+	require.NoError(t, err)
+	followed := make(chan error, 1)
+	go func() { followed <- f.Run(ctx) }()
+
+	handle := func(src string, col wire.Column) {
+		t.Helper()
+		b := &wire.RecordBatch{SourceID: src, Dataset: "ds", Last: true, Rows: col.Len(), Columns: []wire.Column{col}}
+		data, err := wire.Encode(b)
+		require.NoError(t, err)
+		require.NoError(t, c.Handle(ctx, &runner.Msg{Subject: "trainfeed.records.ds", Dataset: "ds", Data: data, Delivered: 1}))
+	}
+	same := func() bool {
+		src, err1 := combine.ReadManifest(out, "ds")
+		dst, err2 := combine.ReadManifest(mirror, "ds")
+		if err1 != nil || err2 != nil || len(src.Chunks) != len(dst.Chunks) {
+			return false
+		}
+		for i := range src.Chunks {
+			if src.Chunks[i].SHA256 != dst.Chunks[i].SHA256 {
+				return false
+			}
+		}
+		files, _ := filepath.Glob(filepath.Join(mirror, "ds", "chunk-*"))
+		return len(files) == len(dst.Chunks)
+	}
+	handle("a", wire.Column{Name: "zip", Type: wire.TypeInt, Ints: []int64{501, 90210}})
+	handle("b", wire.Column{Name: "zip", Type: wire.TypeInt, Ints: []int64{7, 8}})
+	require.Eventually(t, same, 20*time.Second, 20*time.Millisecond, "mirror before the widening")
+	first, err := combine.ReadManifest(mirror, "ds")
+	require.NoError(t, err)
+
+	handle("c", wire.Column{Name: "zip", Type: wire.TypeString, Strings: []string{"00501", "02134"}})
+	require.Eventually(t, func() bool {
+		m, err := combine.ReadManifest(mirror, "ds")
+		return err == nil && len(m.Chunks) == 3 && m.Chunks[0].Replaces != "" && m.Chunks[1].Replaces != "" && same()
+	}, 20*time.Second, 20*time.Millisecond, "mirror after the rewrites")
+	m, err := combine.ReadManifest(mirror, "ds")
+	require.NoError(t, err)
+	require.Equal(t, []wire.Field{{Name: "zip", Type: wire.TypeString}}, m.Schema)
+	for _, ch := range first.Chunks {
+		_, err := os.Stat(filepath.Join(mirror, "ds", ch.File))
+		require.ErrorIs(t, err, os.ErrNotExist, "replaced file %s is gone from the mirror", ch.File)
+	}
+	cancel()
+	require.NoError(t, <-combined)
+	require.NoError(t, <-followed)
+}
