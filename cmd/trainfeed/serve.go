@@ -142,7 +142,7 @@ func serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 	m := metrics.New(metrics.Config{JS: js})
-	o.stages.Observe = m.Observe
+	o.stages.Observe, o.stages.Combine.OnCommit = m.Observe, m.Committed
 	stages, err := pipeline.New(topo, o.stages)
 	if err != nil {
 		return err

@@ -94,6 +94,9 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 				// Committed: the records are in the dataset; a restart repairs the rest.
 				c.cfg.Logger.Error("publish commit", "dataset", ds.name, "seq", ch.Seq, "err", err)
 			}
+			if c.cfg.OnCommit != nil {
+				c.cfg.OnCommit(ch)
+			}
 			return nil
 		}
 		// Another member committed some of these batches first: drop them and

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Config shapes the combine stage.
@@ -38,6 +39,10 @@ type Config struct {
 	Mismatch Mismatch
 	// MismatchFor overrides Mismatch for the datasets it names.
 	MismatchFor map[string]Mismatch
+	// OnCommit, if set, is called with each chunk this member commits,
+	// and with each rewrite it commits (Replaces set): for metrics. It
+	// must not block.
+	OnCommit func(ch *wire.Chunk)
 	// Logger receives commit lines. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -209,6 +209,9 @@ func (c *Combiner) rewriteChunk(ctx context.Context, ds *dataset, old *wire.Chun
 	c.syncLocked(fctx, ds)
 	ds.commit.Unlock()
 	c.announceRewrites(fctx, ds)
+	if c.cfg.OnCommit != nil {
+		c.cfg.OnCommit(&ch)
+	}
 	c.cfg.Logger.Info("rewrote chunk in the widened schema", "dataset", ds.name, "seq", ch.Seq,
 		"version", ch.SchemaVersion, "file", ch.File, "replaces", ch.Replaces)
 	return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Namespace starts every metric name.
@@ -48,6 +49,9 @@ type Metrics struct {
 	bytes   *prometheus.CounterVec
 	records *prometheus.CounterVec
 	skipped *prometheus.CounterVec
+	written *prometheus.CounterVec
+	nulled  *prometheus.CounterVec
+	rewrote *prometheus.CounterVec
 
 	mu      sync.Mutex
 	runners map[string]*runner.Runner
@@ -84,11 +88,23 @@ func New(cfg Config) *Metrics {
 			Namespace: Namespace, Subsystem: "dataset", Name: "rows_skipped_total",
 			Help: "Malformed input rows skipped, as the record batches the combine stage completed count them (a redelivered batch already in a chunk counts again).",
 		}, []string{"dataset"}),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "dataset", Name: "rows_written_total",
+			Help: "Rows in the chunks this process's combine stage committed (each row once).",
+		}, []string{"dataset"}),
+		nulled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "dataset", Name: "values_nulled_total",
+			Help: "Values written as null because they did not fit their column's type, in the chunks this process committed.",
+		}, []string{"dataset"}),
+		rewrote: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "dataset", Name: "chunks_rewritten_total",
+			Help: "Chunks this process wrote again in a widened schema.",
+		}, []string{"dataset"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.latency, m.bytes, m.records, m.skipped, (*collector)(m),
+		m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, (*collector)(m),
 	)
 	return m
 }
@@ -132,6 +148,23 @@ func (m *Metrics) Observe(stage string, msg *runner.Msg, outcome runner.Outcome,
 				m.skipped.WithLabelValues(msg.Dataset).Add(float64(b.Skipped))
 			}
 		}
+	}
+}
+
+// Committed counts a chunk the combine stage committed; it has the
+// signature of combine.Config.OnCommit.
+func (m *Metrics) Committed(ch *wire.Chunk) {
+	if ch.Replaces != "" {
+		m.rewrote.WithLabelValues(ch.Dataset).Inc()
+		return
+	}
+	m.written.WithLabelValues(ch.Dataset).Add(float64(ch.Records))
+	nulled := 0
+	for _, p := range ch.Parts {
+		nulled += p.Nulled
+	}
+	if nulled > 0 {
+		m.nulled.WithLabelValues(ch.Dataset).Add(float64(nulled))
 	}
 }
 
