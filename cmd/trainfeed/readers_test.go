@@ -28,7 +28,7 @@ func TestManifestReaderSnippetsRun(t *testing.T) {
 	for _, m := range snippet.FindAllStringSubmatch(string(doc), -1) {
 		snippets[m[1]] = m[2]
 	}
-	require.Len(t, snippets, 2, "duckdb and pandas")
+	require.Len(t, snippets, 3, "duckdb, polars and pandas")
 
 	parquetDir, jsonlDir := t.TempDir(), t.TempDir()
 	for dir, format := range map[string]string{parquetDir: "parquet", jsonlDir: "jsonl"} {
@@ -39,6 +39,13 @@ func TestManifestReaderSnippetsRun(t *testing.T) {
 
 	res := readertest.DuckDBIn(t, parquetDir, snippets["duckdb"])
 	require.Equal(t, [][]any{{"2000", "50"}}, res.Rows)
+
+	node := exec.Command("node", "-e", snippets["polars"])
+	node.Dir = parquetDir
+	node.Env = append(os.Environ(), "NODE_PATH="+readertest.NodeModules(t))
+	out, err := node.CombinedOutput()
+	require.NoError(t, err, "polars snippet: %s", out)
+	require.Equal(t, "2000 DataType(Int64),DataType(String),DataType(String),DataType(Int64),DataType(Bool)", strings.TrimSpace(string(out)))
 
 	python := "/usr/bin/python3" // Debian's, where python3-pandas installs
 	cmd := exec.Command(python, "-c", snippets["pandas"])

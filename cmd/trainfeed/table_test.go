@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,7 +12,8 @@ import (
 	"github.com/trainfeed/trainfeed/internal/readertest"
 )
 
-// A dataset whose sources disagree on a column is one table for DuckDB:
+// A dataset whose sources disagree on a column is one table for DuckDB and
+// polars:
 // every chunk file types every column the same way, and a glob read returns
 // every value unchanged, whichever source committed first and whichever
 // file the reader takes its schema from.
@@ -75,6 +77,15 @@ func TestDatasetIsOneTableForDuckDB(t *testing.T) {
 				res := readertest.DuckDB(t, "SELECT zip, n, city FROM read_parquet(["+strings.Join(quoted, ", ")+"], union_by_name = true) ORDER BY zip")
 				require.Equal(t, []readertest.Column{{Name: "zip", Type: "VARCHAR"}, {Name: "n", Type: "DOUBLE"}, {Name: "city", Type: "VARCHAR"}}, res.Columns)
 				require.Equal(t, want, res.Rows)
+			}
+			// polars concatenates the chunk files, in either order, without an
+			// error and with every value as it was.
+			for _, files := range [][]string{paths, {paths[2], paths[1], paths[0]}} {
+				res := readertest.Polars(t, files...)
+				require.Equal(t, []readertest.Column{{Name: "zip", Type: "String"}, {Name: "n", Type: "Float64"}, {Name: "city", Type: "String"}}, res.Columns)
+				rows := slices.Clone(res.Rows)
+				slices.SortFunc(rows, func(a, b []any) int { return strings.Compare(a[0].(string), b[0].(string)) })
+				require.Equal(t, want, rows)
 			}
 			// A plain glob, the way most readers start, whichever file comes first.
 			res := readertest.DuckDB(t, "SELECT zip, n FROM "+readertest.Quote(filepath.Join(out, "zips", "*.parquet"))+" ORDER BY zip")

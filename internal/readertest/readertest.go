@@ -1,7 +1,7 @@
 // Package readertest lets tests read the Parquet and JSON-lines files the
-// project writes with a reader that shares no code with it: DuckDB, through
-// its official Node.js package @duckdb/node-api, pinned in node/package.json
-// and node/package-lock.json.
+// project writes with readers that share no code with it: DuckDB, through
+// its official Node.js package @duckdb/node-api, and polars, through
+// nodejs-polars, both pinned in node/package.json and node/package-lock.json.
 //
 // DuckDB runs SQL in an in-memory database, so a test can query files with
 // read_parquet, read_json_auto, parquet_schema and parquet_metadata:
@@ -10,9 +10,9 @@
 //		readertest.Quote(path)+") ORDER BY id")
 //
 // The first call in a test process that finds node/node_modules missing, or
-// installed from another package-lock.json, runs `npm ci` in node/ (the
-// registry's packages ship DuckDB's native library, so nothing else is
-// downloaded). Installs from concurrent test processes are serialised with a
+// installed from another package-lock.json, runs `npm install` in node/ (the
+// registry's packages ship DuckDB's and polars' native libraries, so
+// nothing else is downloaded). Installs from concurrent test processes are serialised with a
 // lock file and moved into place with a rename, so a reader never sees a
 // half-installed node_modules. Missing node or npm, or a failed install,
 // fails the test: this package never skips.
@@ -63,7 +63,7 @@ type Result struct {
 const (
 	// queryTimeout bounds one query.mjs run.
 	queryTimeout = 5 * time.Minute
-	// installTimeout bounds one npm ci run.
+	// installTimeout bounds one npm install run.
 	installTimeout = 10 * time.Minute
 	// markerFile, inside node_modules, holds the SHA-256 of the
 	// package-lock.json it was installed from.
@@ -88,31 +88,58 @@ func DuckDB(t testing.TB, sql string) Result {
 // are wd's.
 func DuckDBIn(t testing.TB, wd, sql string) Result {
 	t.Helper()
+	return runNode(t, "DuckDB", "query.mjs", wd, sql)
+}
+
+// Polars reads the Parquet files with nodejs-polars and concatenates them
+// as pl.concat(..., how="diagonal") does: columns matched by name, null
+// where a file lacks one, and an error (failing t) when two files type a
+// column differently. Column types are polars' dtype names ("Int64",
+// "Float64", "String", "Datetime(Microseconds, UTC)"); Int64 values come
+// as decimal strings, other numbers as float64, null as nil.
+func Polars(t testing.TB, files ...string) Result {
+	t.Helper()
+	return runNode(t, "polars", "polars.mjs", "", "", files...)
+}
+
+// runNode runs one of node/'s scripts with stdin and args, in folder wd
+// ("" for node/), and decodes the {"columns", "rows"} it prints.
+func runNode(t testing.TB, reader, script, wd, stdin string, args ...string) Result {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("readertest: node is needed to run DuckDB and is not in PATH (Debian: apt-get install nodejs npm): %v", err)
+		t.Fatalf("readertest: node is needed to run %s and is not in PATH (Debian: apt-get install nodejs npm): %v", reader, err)
 	}
 	dir := installedDir(t)
-
+	if wd == "" {
+		wd = dir
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), queryTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "query.mjs"))
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(dir, script)}, args...)...)
 	cmd.Dir = wd
-	cmd.Stdin = strings.NewReader(sql)
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("readertest: DuckDB query failed (%v)\nSQL:\n%s\nstderr:\n%s", err, sql, stderr.String())
+		t.Fatalf("readertest: %s failed (%v)\ninput:\n%s%s\nstderr:\n%s", reader, err, stdin, strings.Join(args, "\n"), stderr.String())
 	}
 	var out struct {
 		Columns []Column `json:"columns"`
 		Rows    [][]any  `json:"rows"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("readertest: decoding DuckDB's output: %v\nSQL:\n%s\nstdout:\n%s\nstderr:\n%s", err, sql, stdout.String(), stderr.String())
+		t.Fatalf("readertest: decoding %s's output: %v\nstdout:\n%s\nstderr:\n%s", reader, err, stdout.String(), stderr.String())
 	}
 	return Result{Columns: out.Columns, Rows: out.Rows}
+}
+
+// NodeModules returns the node_modules folder the readers are installed
+// in, for NODE_PATH when running a reader snippet as documented.
+func NodeModules(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(installedDir(t), "node_modules")
 }
 
 // ParquetColumnTypes returns each leaf column of the Parquet file at path,
@@ -249,7 +276,7 @@ func nodeDir(t testing.TB) string {
 }
 
 // ensureInstalled makes dir/node_modules hold what dir/package-lock.json
-// pins, running npm ci when it does not.
+// pins, running npm install when it does not.
 func ensureInstalled(dir string) error {
 	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
 	if err != nil {
@@ -291,11 +318,15 @@ func ensureInstalled(dir string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	// npm install, not npm ci: it installs the versions package-lock.json
+	// pins just the same, but tolerates what ci refuses, optional packages
+	// of platforms (nodejs-polars' native builds for other systems) that
+	// the registry in use does not serve.
+	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund")
 	cmd.Dir = staging
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("npm ci: %w\n%s", err, out)
+		return fmt.Errorf("npm install: %w\n%s", err, out)
 	}
 	modules := filepath.Join(staging, "node_modules")
 	if err := os.WriteFile(filepath.Join(modules, markerFile), []byte(want+"\n"), 0o644); err != nil {

@@ -159,3 +159,25 @@ func TestSQLErrorFails(t *testing.T) {
 	require.Contains(t, rec.msg, "no_such_table")
 	require.Contains(t, rec.msg, "Catalog Error")
 }
+
+// polars concatenates files by column name, nulls where a file lacks a
+// column, and refuses files that type a column differently.
+func TestPolars(t *testing.T) {
+	type a struct {
+		ID   int64  `parquet:"id"`
+		Name string `parquet:"name"`
+	}
+	type b struct {
+		ID   int64   `parquet:"id"`
+		Name string  `parquet:"name"`
+		Note *string `parquet:"note,optional"`
+	}
+	dir := t.TempDir()
+	note := "x"
+	first, second := filepath.Join(dir, "a.parquet"), filepath.Join(dir, "b.parquet")
+	require.NoError(t, parquet.WriteFile(first, []a{{ID: 9007199254740993, Name: "big"}}))
+	require.NoError(t, parquet.WriteFile(second, []b{{ID: 2, Name: "two", Note: &note}}))
+	res := readertest.Polars(t, first, second)
+	require.Equal(t, []readertest.Column{{Name: "id", Type: "Int64"}, {Name: "name", Type: "String"}, {Name: "note", Type: "String"}}, res.Columns)
+	require.Equal(t, [][]any{{"9007199254740993", "big", nil}, {"2", "two", "x"}}, res.Rows)
+}
