@@ -123,7 +123,12 @@ func (f *Follower) Run(ctx context.Context) error {
 			// A chunk written again in a widened schema: one this folder
 			// has is replaced; a later one is fetched as it is now.
 			if ch.Seq <= have {
-				if err := f.replace(ctx, m, &ch); err != nil {
+				// As it is now: an older event's file may be gone.
+				cur, err := f.entry(ctx, ch.Seq)
+				if err != nil {
+					return stopped(err)
+				}
+				if err := f.replace(ctx, m, cur); err != nil {
 					return stopped(err)
 				}
 			}

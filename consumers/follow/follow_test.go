@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,4 +82,81 @@ func TestFollowReplacesRewrittenChunks(t *testing.T) {
 	cancel()
 	require.NoError(t, <-combined)
 	require.NoError(t, <-followed)
+}
+
+// A follower that starts after chunks were rewritten twice, and the
+// replaced uploads were swept, mirrors the chunks as they are now: old
+// events name files that are gone, and it does not fetch them.
+func TestFollowStartsAfterRewrites(t *testing.T) {
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
+	require.NoError(t, err)
+
+	out, mirror := t.TempDir(), t.TempDir()
+	cfg := combine.DefaultConfig()
+	cfg.Out, cfg.ChunkRecords = out, 2
+	c, err := combine.New(js, topo.Manifest, topo.Chunks, cfg)
+	require.NoError(t, err)
+	cctx, stopCombine := context.WithCancel(ctx)
+	combined := make(chan error, 1)
+	go func() { combined <- c.Run(cctx) }()
+	for i, col := range []wire.Column{
+		{Name: "v", Type: wire.TypeInt, Ints: []int64{1, 2}},
+		{Name: "v", Type: wire.TypeFloat, Floats: []float64{3.5, 4}},     // int → float
+		{Name: "v", Type: wire.TypeString, Strings: []string{"05", "x"}}, // float → string
+	} {
+		b := &wire.RecordBatch{SourceID: string(rune('a' + i)), Dataset: "ds", Last: true, Rows: 2, Columns: []wire.Column{col}}
+		data, err := wire.Encode(b)
+		require.NoError(t, err)
+		require.NoError(t, c.Handle(ctx, &runner.Msg{Subject: "trainfeed.records.ds", Dataset: "ds", Data: data, Delivered: 1}))
+	}
+	stopCombine() // finishes the rewrites
+	require.NoError(t, <-combined)
+	src, err := combine.ReadManifest(out, "ds")
+	require.NoError(t, err)
+	require.Equal(t, 3, src.Chunks[0].SchemaVersion, "chunk 1 rewritten twice")
+
+	// Sweep what no entry lists, as combine's sweep does after an hour.
+	listed := map[string]bool{}
+	for _, ch := range src.Chunks {
+		listed[ch.Object] = true
+	}
+	infos, err := topo.Chunks.List(ctx)
+	require.NoError(t, err)
+	swept := 0
+	for _, info := range infos {
+		if !listed[info.Name] {
+			require.NoError(t, topo.Chunks.Delete(ctx, info.Name))
+			swept++
+		}
+	}
+	require.Equal(t, 3, swept, "chunk 1's first two files and chunk 2's first")
+
+	var mu sync.Mutex
+	var seen []uint64
+	f, err := follow.New(js, topo.Manifest, topo.Chunks, follow.Config{Dataset: "ds", Out: mirror, OnChunk: func(ch *wire.Chunk) {
+		mu.Lock()
+		seen = append(seen, ch.Seq)
+		mu.Unlock()
+	}})
+	require.NoError(t, err)
+	followed := make(chan error, 1)
+	go func() { followed <- f.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= 3
+	}, 20*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-followed)
+	dst, err := combine.ReadManifest(mirror, "ds")
+	require.NoError(t, err)
+	require.Len(t, dst.Chunks, 3)
+	for i := range src.Chunks {
+		require.Equal(t, src.Chunks[i].SHA256, dst.Chunks[i].SHA256)
+	}
+	require.Equal(t, []uint64{1, 2, 3}, seen, "each chunk once, as it is now")
 }
