@@ -20,7 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trainfeed/trainfeed/internal/bench"
+	"github.com/trainfeed/trainfeed/bench"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 )
 

@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
-	"github.com/trainfeed/trainfeed/internal/bench"
+	"github.com/trainfeed/trainfeed/bench"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/producers"
 )
 
@@ -181,7 +181,7 @@ func w2Trainfeed(cmd *cobra.Command, url string, common []string) (childResult, 
 	if err != nil {
 		return childResult{}, err
 	}
-	m, err := combine.ReadManifest(out, producers.DefaultDataset)
+	m, err := dataset.ReadManifest(out, producers.DefaultDataset)
 	if err != nil {
 		return childResult{}, fmt.Errorf("w2 trainfeed: %w", err)
 	}

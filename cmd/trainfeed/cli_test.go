@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 )
 
@@ -116,7 +116,7 @@ func TestRunResumesAfterKill9(t *testing.T) {
 		// Wait until some chunks are committed, then kill at once.
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			m, err := combine.ReadManifest(out, "default")
+			m, err := dataset.ReadManifest(out, "default")
 			if err == nil && len(m.Chunks) > 3*(kill+1) {
 				break
 			}
@@ -124,7 +124,7 @@ func TestRunResumesAfterKill9(t *testing.T) {
 		}
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		_ = cmd.Wait()
-		m, err := combine.ReadManifest(out, "default")
+		m, err := dataset.ReadManifest(out, "default")
 		require.NoError(t, err)
 		require.Less(t, m.Records, int64(n*rows), "kill %d came after the run was over", kill+1)
 	}
@@ -192,7 +192,7 @@ func TestFollowWhileRunning(t *testing.T) {
 				require.NoError(t, err)
 				return
 			case <-time.After(10 * time.Millisecond):
-				if m, err := combine.ReadManifest(mirror, "default"); err == nil && len(m.Chunks) > early {
+				if m, err := dataset.ReadManifest(mirror, "default"); err == nil && len(m.Chunks) > early {
 					early = len(m.Chunks)
 				}
 			}
@@ -222,7 +222,7 @@ func TestFollowWhileRunning(t *testing.T) {
 	for id, k := range ids {
 		require.Equal(t, 1, k, "id %d", id)
 	}
-	src, err := combine.ReadManifest(out, "default")
+	src, err := dataset.ReadManifest(out, "default")
 	require.NoError(t, err)
 	for i, ch := range m.Chunks {
 		require.Equal(t, src.Chunks[i].SHA256, ch.SHA256)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/readertest"
 )
 
@@ -33,13 +33,13 @@ func TestRealFilesAsDuckDBReadsThem(t *testing.T) {
 		"7zip.png":           "the body is a PNG image",
 		"flights-200k.arrow": "the body is an Arrow IPC file",
 	}
-	dataset := func(file string) string { return strings.NewReplacer(".", "_").Replace(file) }
+	datasetOf := func(file string) string { return strings.NewReplacer(".", "_").Replace(file) }
 	var lines strings.Builder
 	for file := range files {
-		fmt.Fprintf(&lines, `{"url": %q, "dataset": %q}`+"\n", file, dataset(file))
+		fmt.Fprintf(&lines, `{"url": %q, "dataset": %q}`+"\n", file, datasetOf(file))
 	}
 	for file := range refused {
-		fmt.Fprintf(&lines, `{"url": %q, "dataset": %q}`+"\n", file, dataset(file))
+		fmt.Fprintf(&lines, `{"url": %q, "dataset": %q}`+"\n", file, datasetOf(file))
 	}
 	dir := t.TempDir()
 	sources := filepath.Join(dir, "sources.txt")
@@ -51,13 +51,13 @@ func TestRealFilesAsDuckDBReadsThem(t *testing.T) {
 	require.NotContains(t, stdout, "lost on the way", "no row skipped, no value nulled")
 	for file, reason := range refused {
 		require.Contains(t, stdout, reason, file)
-		require.NoDirExists(t, filepath.Join(out, dataset(file)))
+		require.NoDirExists(t, filepath.Join(out, datasetOf(file)))
 	}
 
 	for file, read := range files {
 		t.Run(file, func(t *testing.T) {
 			src := fmt.Sprintf(read, readertest.Quote(filepath.Join(data, file)))
-			ds := "read_parquet(" + readertest.Quote(filepath.Join(out, dataset(file), "*.parquet")) + ", union_by_name = true)"
+			ds := "read_parquet(" + readertest.Quote(filepath.Join(out, datasetOf(file), "*.parquet")) + ", union_by_name = true)"
 			cols := readertest.DuckDB(t, fmt.Sprintf(`SELECT s.column_name, s.column_type, d.column_name, d.column_type
 				FROM (SELECT *, row_number() OVER () AS i FROM (DESCRIBE SELECT * FROM %s)) s
 				FULL JOIN (SELECT *, row_number() OVER () AS i FROM (DESCRIBE SELECT * FROM %s)) d USING (i) ORDER BY i`, src, ds)).Rows
@@ -74,7 +74,7 @@ func TestRealFilesAsDuckDBReadsThem(t *testing.T) {
 			res := readertest.DuckDB(t, fmt.Sprintf(`SELECT (SELECT count(*) FROM %[2]s), (SELECT count(*) FROM %[3]s),
 				(SELECT count(*) FROM ((SELECT %[1]s FROM %[2]s EXCEPT ALL SELECT %[1]s FROM %[3]s)
 					UNION ALL (SELECT %[1]s FROM %[3]s EXCEPT ALL SELECT %[1]s FROM %[2]s)))`, sel, src, ds)).Rows[0]
-			m, err := combine.ReadManifest(out, dataset(file))
+			m, err := dataset.ReadManifest(out, datasetOf(file))
 			require.NoError(t, err)
 			require.Equal(t, res[0], res[1], "rows")
 			require.Equal(t, res[0], fmt.Sprint(m.Records), "rows in the manifest")

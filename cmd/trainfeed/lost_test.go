@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 )
 
 // writeFiles writes each file of files, by name, into dir.
@@ -45,7 +45,7 @@ func TestRunCountsLostRows(t *testing.T) {
 	require.Contains(t, stdout, "  some.csv\n    skipped 2 of 4 rows read (50.0%)\n      line 3: wrong number of fields: got 3, want 2\n      line 5: wrong number of fields: got 1, want 2\n")
 	require.Contains(t, stdout, "too many malformed rows: 10 of 11 rows read so far were malformed and skipped, more than the limit of 50%; first: line 2: wrong number of fields: got 3, want 2")
 
-	m, err := combine.ReadManifest(out, "lossy")
+	m, err := dataset.ReadManifest(out, "lossy")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 1)
 	require.Equal(t, 2, m.Chunks[0].Parts[0].Skipped)

@@ -21,7 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 )
 
@@ -216,12 +216,12 @@ func (f *flakySource) jsonSources(from, to int) string {
 // datasetIDs reads a dataset through its manifest (none yet: empty) and
 // returns how often each id occurs and the records listed; every listed file
 // must match its manifest entry.
-func datasetIDs(t *testing.T, out, dataset string) (map[int64]int, int64) {
+func datasetIDs(t *testing.T, out, ds string) (map[int64]int, int64) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(out, dataset, combine.ManifestFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(out, ds, dataset.ManifestFile)); err != nil {
 		return map[int64]int{}, 0 // nothing committed yet
 	}
-	ids, m := datasettest.Read(t, out, dataset)
+	ids, m := datasettest.Read(t, out, ds)
 	return ids, m.Records
 }
 

@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/progress"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -212,7 +212,7 @@ func runDatasets(entries []producers.Entry, dflt string) []string {
 func printWidenings(w io.Writer, out string, datasets []string, start time.Time) {
 	header := false
 	for _, ds := range datasets {
-		m, err := combine.ReadManifest(out, ds)
+		m, err := dataset.ReadManifest(out, ds)
 		if err != nil {
 			continue
 		}

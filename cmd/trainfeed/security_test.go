@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -91,12 +91,12 @@ func TestSecurityDocAccount(t *testing.T) {
 	big := startProc(t, "publish-big", as("publisher"), "publish", "--nats", url, "--dataset", "big",
 		"--sources", csvSources(t, 1, bigRows, func(int) time.Duration { return 0 }))
 	require.Equal(t, 0, big.wait(30*time.Second), big.out.String())
-	for dataset, want := range map[string]int64{"ds": n * rows, "big": bigRows} {
+	for ds, want := range map[string]int64{"ds": n * rows, "big": bigRows} {
 		require.Eventually(t, func() bool {
-			m, err := combine.ReadManifest(out, dataset)
+			m, err := dataset.ReadManifest(out, ds)
 			return err == nil && m.Records == want
-		}, 30*time.Second, 50*time.Millisecond, "the sources of %s did not reach the dataset", dataset)
-		ids, _ := datasettest.ReadAll(t, out, dataset)
+		}, 30*time.Second, 50*time.Millisecond, "the sources of %s did not reach the dataset", ds)
+		ids, _ := datasettest.ReadAll(t, out, ds)
 		require.Len(t, ids, int(want))
 	}
 
@@ -107,13 +107,13 @@ func TestSecurityDocAccount(t *testing.T) {
 	// combine restores chunks only into an existing dataset folder (a
 	// member starting with an empty --out fails: consumers/combine
 	// download needs a MkdirAll); this test is about permissions.
-	for _, dataset := range []string{"ds", "big"} {
-		require.NoError(t, os.MkdirAll(filepath.Join(out2, dataset), 0o755))
+	for _, ds := range []string{"ds", "big"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(out2, ds), 0o755))
 	}
 	combine2 := startProc(t, "combine-2", as("combine"), "combine", "--nats", url, "--ensure-topology=false", "--out", out2)
 	combine2.waitOutput(t, "member of consumer", 20*time.Second)
 	require.Eventually(t, func() bool {
-		m, err := combine.ReadManifest(out2, "ds")
+		m, err := dataset.ReadManifest(out2, "ds")
 		return err == nil && m.Records == n*rows
 	}, 30*time.Second, 50*time.Millisecond, "the second combine member did not mirror the dataset")
 

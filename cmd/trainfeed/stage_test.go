@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -125,7 +125,7 @@ func TestStageMembers(t *testing.T) {
 	pub := startProc(t, "publish", nil, "publish", "--nats", url, "--dataset", "ds", "--sources", sources)
 	require.Equal(t, 0, pub.wait(30*time.Second), pub.out.String())
 	require.Eventually(t, func() bool {
-		m, err := combine.ReadManifest(out, "ds")
+		m, err := dataset.ReadManifest(out, "ds")
 		return err == nil && m.Records >= n*rows
 	}, 30*time.Second, 50*time.Millisecond, "the dataset never got its records")
 	ids, m := datasettest.ReadAll(t, out, "ds")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/readertest"
 )
 
@@ -43,7 +43,7 @@ func TestDatasetIsOneTableForDuckDB(t *testing.T) {
 			}
 			// Each order widens some column, and the run says so.
 			require.Contains(t, said.String(), "widened (values that did not fit; earlier chunks written again in the new types):\n  zips: ")
-			m, err := combine.ReadManifest(out, "zips")
+			m, err := dataset.ReadManifest(out, "zips")
 			require.NoError(t, err)
 			require.Len(t, m.Chunks, 3)
 			require.NotEmpty(t, m.SchemaVersions)

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -55,7 +56,7 @@ type Combiner struct {
 
 	ready chan struct{} // closed once the ledger is loaded
 	mu    sync.Mutex
-	sets  map[string]*dataset
+	sets  map[string]*set
 	done  bool
 	// unreadable is set when a manifest entry could not be decoded: the
 	// ledger may lack a chunk, so nothing is swept.
@@ -84,12 +85,12 @@ func New(js jetstream.JetStream, kv jetstream.KeyValue, chunks jetstream.ObjectS
 		ready:     make(chan struct{}),
 		flush:     make(chan struct{}, 1),
 		rewrite:   make(chan struct{}, 1),
-		sets:      map[string]*dataset{},
+		sets:      map[string]*set{},
 	}, nil
 }
 
-// dataset is one dataset's state: what is committed and what is filling.
-type dataset struct {
+// set is one dataset's state: what is committed and what is filling.
+type set struct {
 	name   string
 	dir    string
 	commit sync.Mutex // serialises commits, so sequence order is file order
@@ -117,7 +118,7 @@ type dataset struct {
 	rewrote []*wire.Chunk
 	// foreign is the manifest of a folder another ledger wrote, left
 	// alone until a batch of the dataset arrives and adopt takes it in.
-	foreign *Manifest
+	foreign *dataset.Manifest
 
 	// Publishing — manifest.json, then chunk events — is done by one
 	// caller at a time for every commit finished meanwhile (group commit),
@@ -125,13 +126,13 @@ type dataset struct {
 	pubMu      sync.Mutex
 	pubDone    sync.Cond // broadcast on pubMu when a publisher ends
 	publishing bool
-	published  uint64        // manifest.json lists, and events announce, every commit up to this seq
-	manifest   *Manifest     // what manifest.json lists; touched by the publisher only
-	listed     int           // ds.chunks[:listed] are in manifest; touched by the publisher only
-	stale      bool          // manifest holds chunks manifest.json does not; publisher only
-	writtenAt  time.Time     // when manifest.json was last written; publisher only
-	wrote      time.Duration // how long that write took; publisher only
-	claimed    bool          // manifest.json names this ledger; guarded by pubMu
+	published  uint64            // manifest.json lists, and events announce, every commit up to this seq
+	manifest   *dataset.Manifest // what manifest.json lists; touched by the publisher only
+	listed     int               // ds.chunks[:listed] are in manifest; touched by the publisher only
+	stale      bool              // manifest holds chunks manifest.json does not; publisher only
+	writtenAt  time.Time         // when manifest.json was last written; publisher only
+	wrote      time.Duration     // how long that write took; publisher only
+	claimed    bool              // manifest.json names this ledger; guarded by pubMu
 }
 
 // pending is a chunk being filled; its waiters learn the commit's result.
@@ -320,7 +321,7 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 	}
 	// Decide every folder's owner before repairing any, so that a start
 	// that refuses has touched nothing.
-	var repairs []*dataset
+	var repairs []*set
 	for _, ds := range c.sets {
 		repair, err := c.own(ds)
 		if err != nil {
@@ -343,7 +344,7 @@ func (c *Combiner) load(ctx context.Context, updates <-chan jetstream.KeyValueEn
 }
 
 // repair finishes the commits of ds that a crash interrupted.
-func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
+func (c *Combiner) repair(ctx context.Context, ds *set) error {
 	if err := c.placeAll(ctx, ds); err != nil {
 		return err
 	}
@@ -383,12 +384,12 @@ func (c *Combiner) repair(ctx context.Context, ds *dataset) error {
 }
 
 // dataset returns the state of name, creating it. Callers hold c.mu or run before Run's loop.
-func (c *Combiner) dataset(name string) *dataset {
+func (c *Combiner) dataset(name string) *set {
 	ds := c.sets[name]
 	if ds == nil {
-		ds = &dataset{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, lossWarned: map[string]bool{}, nextSeq: 1}
+		ds = &set{name: name, dir: filepath.Join(c.cfg.Out, name), committed: map[string]bool{}, held: map[string]*pending{}, lossWarned: map[string]bool{}, nextSeq: 1}
 		ds.pubDone.L = &ds.pubMu
-		ds.manifest = NewManifest(name)
+		ds.manifest = dataset.NewManifest(name)
 		ds.manifest.Format = string(c.cfg.Format)
 		ds.manifest.Ledger = c.ledger
 		ds.stale = true // written at least once, by repair
@@ -398,7 +399,7 @@ func (c *Combiner) dataset(name string) *dataset {
 }
 
 // apply records a committed chunk in the ledger. Callers hold c.mu.
-func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
+func (c *Combiner) apply(ds *set, ch *wire.Chunk) bool {
 	for _, p := range ch.Parts {
 		ds.committed[wire.PartKey(p.SourceID, p.Part)] = true
 	}
@@ -424,7 +425,7 @@ func (c *Combiner) apply(ds *dataset, ch *wire.Chunk) bool {
 // sync puts the files of every committed chunk of ds in place and rewrites
 // manifest.json, after commits that reached the ledger from the manifest
 // bucket rather than through this member's own finish.
-func (c *Combiner) sync(ds *dataset) {
+func (c *Combiner) sync(ds *set) {
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
 	c.mu.Lock()
@@ -436,7 +437,7 @@ func (c *Combiner) sync(ds *dataset) {
 }
 
 // syncLocked is sync for callers holding ds.commit.
-func (c *Combiner) syncLocked(ctx context.Context, ds *dataset) {
+func (c *Combiner) syncLocked(ctx context.Context, ds *set) {
 	if err := c.placeAll(ctx, ds); err != nil {
 		c.cfg.Logger.Error("sync chunk files", "dataset", ds.name, "err", err)
 		return
@@ -453,7 +454,7 @@ func (c *Combiner) syncLocked(ctx context.Context, ds *dataset) {
 // that no committed chunk lists: leftovers of this ledger's commits a crash
 // stopped before their commit point. A chunk-* file is named only at a
 // commit, so one the ledger does not list is left where it is.
-func (c *Combiner) clean(ds *dataset) error {
+func (c *Combiner) clean(ds *set) error {
 	entries, err := os.ReadDir(ds.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -461,7 +462,7 @@ func (c *Combiner) clean(ds *dataset) error {
 	if err != nil {
 		return fmt.Errorf("clean %s: %w", ds.dir, err)
 	}
-	listed := map[string]bool{ManifestFile: true}
+	listed := map[string]bool{dataset.ManifestFile: true}
 	for _, ch := range ds.chunks {
 		listed[ch.File] = true
 		if ch.Replaces != "" {
@@ -472,11 +473,11 @@ func (c *Combiner) clean(ds *dataset) error {
 		switch {
 		case e.IsDir() || listed[e.Name()]:
 			continue
-		case isCommittedName(e.Name()):
+		case dataset.IsCommittedName(e.Name()):
 			// Only a commit names a file so: not a leftover of this ledger's.
 			c.cfg.Logger.Warn("leaving in place a chunk file the ledger does not list", "dataset", ds.name, "file", e.Name())
 			continue
-		case !isLeftoverName(e.Name()):
+		case !dataset.IsLeftoverName(e.Name()):
 			continue
 		}
 		c.cfg.Logger.Info("removing uncommitted file", "dataset", ds.name, "file", e.Name())
@@ -577,7 +578,7 @@ func wait(ctx context.Context, p *pending, key string) error {
 
 // detach takes the filling chunk off ds and returns the func that commits it,
 // or nil when nothing is filling. Callers hold c.mu.
-func (c *Combiner) detach(ds *dataset) func() {
+func (c *Combiner) detach(ds *set) func() {
 	p := ds.filling
 	if p == nil {
 		return nil
@@ -634,9 +635,6 @@ func batchBytes(b *wire.RecordBatch) int64 {
 	}
 	return n
 }
-
-// DatasetDir returns the folder of a dataset under out.
-func DatasetDir(out, dataset string) string { return filepath.Join(out, dataset) }
 
 // subjectOf returns the chunk event subject of a dataset.
 func subjectOf(dataset string) string { return topology.Subject(topology.SubjectChunks, dataset) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -98,7 +99,7 @@ func TestCombineChunksAndDedupes(t *testing.T) {
 	a, b := r.handle(c, batch("a", 0, true, 1, 2)), r.handle(c, batch("b", 0, false, 3, 4))
 	wait(t, a)
 	wait(t, b)
-	m, err := combine.ReadManifest(r.out, "ds")
+	m, err := dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 1)
 	require.EqualValues(t, 4, m.Records)
@@ -108,7 +109,7 @@ func TestCombineChunksAndDedupes(t *testing.T) {
 	wait(t, r.handle(c, batch("a", 0, true, 1, 2)))
 	// The rest of b arrives; the idle flush commits it.
 	wait(t, r.handle(c, batch("b", 1, true, 5)))
-	m, err = combine.ReadManifest(r.out, "ds")
+	m, err = dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)
 	require.EqualValues(t, 5, m.Records)
@@ -127,7 +128,7 @@ func TestCombineChunksAndDedupes(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	require.FileExists(t, stray)
 	require.NoError(t, os.Remove(stray))
-	m, err = combine.ReadManifest(r.out, "ds")
+	m, err = dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)
 	require.EqualValues(t, 5, m.Records)
@@ -179,7 +180,7 @@ func TestCombineFlushPolicies(t *testing.T) {
 			for _, ch := range res {
 				wait(t, ch)
 			}
-			m, err := combine.ReadManifest(r.out, "ds")
+			m, err := dataset.ReadManifest(r.out, "ds")
 			require.NoError(t, err)
 			require.Len(t, m.Chunks, tt.chunks)
 			require.EqualValues(t, 10*tt.feed, m.Records)
@@ -197,7 +198,7 @@ func TestCombineStopFlushesHeldBatches(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	wait(t, res)
-	m, err := combine.ReadManifest(r.out, "ds")
+	m, err := dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.EqualValues(t, 3, m.Records)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -52,24 +53,13 @@ const (
 // entryKey is the manifest bucket key of a chunk.
 func entryKey(dataset string, seq uint64) string { return topology.ManifestKey(dataset, seq) }
 
-// committedPrefix starts the name of every committed chunk file.
-const committedPrefix = "chunk-"
-
-// chunkFile is the name of a committed chunk file: sorting names is commit order.
-func chunkFile(seq uint64, sha string, f chunk.Format) string {
-	return fmt.Sprintf("%s%012d-%s%s", committedPrefix, seq, sha[:8], f.Ext())
-}
-
-// pendingFile is the name a chunk file has between its write and its commit.
-func pendingFile(sha string, f chunk.Format) string { return ".pending-" + sha + f.Ext() }
-
 // objectName is the chunks object store name of a chunk file.
 func objectName(dataset, file string) string { return dataset + "/" + file }
 
 // commit makes p the dataset's next chunk. The file is encoded and uploaded
 // concurrently with other commits; from the manifest entry on, commits of a
 // dataset take turns, so sequence order is commit order.
-func (c *Combiner) commit(ds *dataset, p *pending) error {
+func (c *Combiner) commit(ds *set, p *pending) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*commitTimeout)
 	defer cancel()
 	batches := p.batches
@@ -116,7 +106,7 @@ func (c *Combiner) commit(ds *dataset, p *pending) error {
 // for a commit without records) and the batches it holds. A batch with
 // values that do not fit the schema is left out under MismatchFail, its
 // error in p.rejected.
-func (c *Combiner) prepare(ctx context.Context, ds *dataset, batches []*wire.RecordBatch, p *pending) (*wire.Chunk, string, []*wire.RecordBatch, error) {
+func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordBatch, p *pending) (*wire.Chunk, string, []*wire.RecordBatch, error) {
 	ch := &wire.Chunk{Dataset: ds.name, Format: string(c.cfg.Format), CreatedAt: time.Now().UTC()}
 	c.mu.Lock()
 	have := ds.schema
@@ -219,7 +209,7 @@ func mismatchError(dataset string, l chunk.Loss) error {
 
 // warnLosses logs, once per dataset and column, that values were written
 // as null because they do not fit the column's type.
-func (c *Combiner) warnLosses(ds *dataset, b *wire.RecordBatch, losses []chunk.Loss) {
+func (c *Combiner) warnLosses(ds *set, b *wire.RecordBatch, losses []chunk.Loss) {
 	for _, l := range losses {
 		c.mu.Lock()
 		warned := ds.lossWarned[l.Column]
@@ -234,7 +224,7 @@ func (c *Combiner) warnLosses(ds *dataset, b *wire.RecordBatch, losses []chunk.L
 
 // upload puts the chunk file into the chunks object store, named by its
 // content; the entry records the name.
-func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path string) error {
+func (c *Combiner) upload(ctx context.Context, ds *set, ch *wire.Chunk, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -265,7 +255,7 @@ func (c *Combiner) upload(ctx context.Context, ds *dataset, ch *wire.Chunk, path
 // The ledger holds every entry below ds.nextSeq (entries are created in
 // sequence order and applied in order), and every sequence number from there
 // on is read before it is passed, so no batch is committed twice.
-func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk, batches []*wire.RecordBatch) (done bool, rest []*wire.RecordBatch, err error) {
+func (c *Combiner) publishEntry(ctx context.Context, ds *set, ch *wire.Chunk, batches []*wire.RecordBatch) (done bool, rest []*wire.RecordBatch, err error) {
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
 	var seq uint64
@@ -299,7 +289,7 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 		}
 		ch.Seq = seq
 		if ch.Records > 0 {
-			ch.File = chunkFile(seq, ch.SHA256, c.cfg.Format)
+			ch.File = dataset.ChunkFile(seq, ch.SHA256, c.cfg.Format)
 		}
 		data, err := wire.Encode(ch)
 		if err != nil {
@@ -340,7 +330,7 @@ func (c *Combiner) publishEntry(ctx context.Context, ds *dataset, ch *wire.Chunk
 // learns the entry and every listed chunk file (this one, and those of
 // other members) is put in place. publish then lists and announces it.
 // Restarting repeats both for entries a crash interrupted.
-func (c *Combiner) finish(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
+func (c *Combiner) finish(ctx context.Context, ds *set, ch *wire.Chunk) error {
 	c.mu.Lock()
 	c.apply(ds, ch) // or the watcher applied it already
 	if n := len(ds.unannounced); n == 0 || ds.unannounced[n-1].Seq < ch.Seq {
@@ -361,7 +351,7 @@ const maxManifestWait = 100 * time.Millisecond
 
 // listable returns the highest seq up to which every committed chunk of ds
 // with records is in place. Callers hold c.mu.
-func listable(ds *dataset) uint64 {
+func listable(ds *set) uint64 {
 	if ds.placed < len(ds.chunks) {
 		return ds.chunks[ds.placed].Seq - 1
 	}
@@ -375,7 +365,7 @@ func listable(ds *dataset) uint64 {
 // every commit of ds up to seq. One caller at a time publishes, for all
 // commits finished so far; the others wait for it and are done when it
 // covered them (group commit).
-func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
+func (c *Combiner) publish(ctx context.Context, ds *set, seq uint64) error {
 	ds.pubMu.Lock()
 	defer ds.pubMu.Unlock()
 	for ds.published < seq || c.relisting(ds) {
@@ -403,7 +393,7 @@ func (c *Combiner) publish(ctx context.Context, ds *dataset, seq uint64) error {
 
 // relisting reports whether rewrites of ds are in place that
 // manifest.json does not list yet.
-func (c *Combiner) relisting(ds *dataset) bool {
+func (c *Combiner) relisting(ds *set) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(ds.relisted) > 0
@@ -412,7 +402,7 @@ func (c *Combiner) relisting(ds *dataset) bool {
 // publishOnce replaces manifest.json with every chunk in place, then sends
 // the chunk events of this member's commits it covers, and returns the seq
 // it covered. Only publish (or repair, before anything else runs) calls it.
-func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error) {
+func (c *Combiner) publishOnce(ctx context.Context, ds *set) (uint64, error) {
 	// A manifest takes longer to write as the dataset grows: space the
 	// writes at least ten times that apart, so that one write lists the
 	// commits finished meanwhile instead of each paying for its own, and
@@ -443,7 +433,7 @@ func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error)
 	if len(add) > 0 || len(relisted) > 0 || ds.stale {
 		ds.stale = true
 		start := time.Now()
-		if err := WriteManifest(c.cfg.Out, ds.manifest); err != nil {
+		if err := dataset.WriteManifest(c.cfg.Out, ds.manifest); err != nil {
 			c.mu.Lock()
 			ds.relisted = append(relisted, ds.relisted...)
 			c.mu.Unlock()
@@ -477,7 +467,7 @@ func (c *Combiner) publishOnce(ctx context.Context, ds *dataset) (uint64, error)
 
 // placeAll puts the files of every committed chunk of ds in its folder.
 // Callers hold ds.commit.
-func (c *Combiner) placeAll(ctx context.Context, ds *dataset) error {
+func (c *Combiner) placeAll(ctx context.Context, ds *set) error {
 	c.mu.Lock()
 	todo := slices.Clone(ds.chunks[ds.placed:])
 	c.mu.Unlock()
@@ -495,12 +485,12 @@ func (c *Combiner) placeAll(ctx context.Context, ds *dataset) error {
 // place gives a committed chunk's file its name in the dataset folder: the
 // pending file is renamed, or, when a crash lost it, the chunk is downloaded
 // from the chunks object store.
-func (c *Combiner) place(ctx context.Context, ds *dataset, ch *wire.Chunk) error {
+func (c *Combiner) place(ctx context.Context, ds *set, ch *wire.Chunk) error {
 	final := filepath.Join(ds.dir, ch.File)
 	if _, err := os.Stat(final); err == nil {
 		return nil
 	}
-	pending := filepath.Join(ds.dir, pendingFile(ch.SHA256, chunk.Format(ch.Format)))
+	pending := filepath.Join(ds.dir, dataset.PendingFile(ch.SHA256, chunk.Format(ch.Format)))
 	if err := os.Rename(pending, final); err != nil {
 		if c.chunks == nil || ch.Object == "" {
 			return fmt.Errorf("chunk %d: file lost and not in the chunks object store: %w", ch.Seq, err)
@@ -509,49 +499,15 @@ func (c *Combiner) place(ctx context.Context, ds *dataset, ch *wire.Chunk) error
 			return err
 		}
 	}
-	return syncDir(ds.dir)
+	return dataset.SyncDir(ds.dir)
 }
 
 // download restores a committed chunk file from the chunks object store.
 func (c *Combiner) download(ctx context.Context, ch *wire.Chunk, final string) error {
-	if err := DownloadChunk(ctx, c.chunks, ch, final); err != nil {
+	if err := dataset.DownloadChunk(ctx, c.chunks, ch, final); err != nil {
 		return fmt.Errorf("restore %w", err)
 	}
 	return nil
-}
-
-// DownloadChunk copies a committed chunk from the chunks object store to
-// path (through a temp file in its folder, fsynced, then renamed), checking
-// its sha256 against the manifest entry.
-func DownloadChunk(ctx context.Context, store jetstream.ObjectStore, ch *wire.Chunk, path string) error {
-	obj, err := store.Get(ctx, ch.Object)
-	if err != nil {
-		return fmt.Errorf("chunk %d from %s: %w", ch.Seq, ch.Object, err)
-	}
-	defer obj.Close()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-download-*")
-	if err != nil {
-		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
-	}
-	defer os.Remove(f.Name()) // no-op once renamed
-	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), obj)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != ch.SHA256 {
-		return fmt.Errorf("chunk %d: sha256 %s, manifest says %s", ch.Seq, got, ch.SHA256)
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // readEntry reads and decodes the manifest entry under key.
@@ -574,7 +530,7 @@ func (c *Combiner) readEntry(ctx context.Context, key string) (*wire.Chunk, erro
 // false when ch's schema neither is nor extends nor widens the dataset's,
 // which commits of other members changed since ch was written. Callers
 // hold c.mu.
-func (c *Combiner) fixVersion(ds *dataset, ch *wire.Chunk) bool {
+func (c *Combiner) fixVersion(ds *set, ch *wire.Chunk) bool {
 	if ch.Records == 0 {
 		ch.Schema, ch.SchemaFP, ch.SchemaVersion = ds.schema, chunk.Fingerprint(ds.schema), ds.version
 		return true
@@ -601,7 +557,7 @@ func (c *Combiner) isEntry(key string, ch *wire.Chunk) bool {
 
 // writeChunk writes the batches to the dataset folder as a pending file,
 // fsynced, filling ch's bytes and sha256. It returns the file's path.
-func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.RecordBatch) (string, error) {
+func (c *Combiner) writeChunk(ds *set, ch *wire.Chunk, batches []*wire.RecordBatch) (string, error) {
 	f, err := os.CreateTemp(ds.dir, ".tmp-chunk-*")
 	if err != nil {
 		return "", err
@@ -627,7 +583,7 @@ func (c *Combiner) writeChunk(ds *dataset, ch *wire.Chunk, batches []*wire.Recor
 	}
 	ch.Bytes = cw.n
 	ch.SHA256 = hex.EncodeToString(h.Sum(nil))
-	path := filepath.Join(ds.dir, pendingFile(ch.SHA256, chunk.Format(ch.Format)))
+	path := filepath.Join(ds.dir, dataset.PendingFile(ch.SHA256, chunk.Format(ch.Format)))
 	if err := os.Rename(f.Name(), path); err != nil {
 		os.Remove(f.Name())
 		return "", err
@@ -666,14 +622,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// isCommittedName reports whether name is a chunk file's committed name:
-// only a commit gives a file one.
-func isCommittedName(name string) bool { return strings.HasPrefix(name, committedPrefix) }
-
-// isLeftoverName reports whether name is one a chunk file has before its
-// commit: a crash leaves such files behind.
-func isLeftoverName(name string) bool {
-	return strings.HasPrefix(name, ".pending-") || strings.HasPrefix(name, ".tmp-")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -159,7 +160,7 @@ func TestCrashAtEachCommitStep(t *testing.T) {
 				if err != nil || info.NumPending != 0 || info.NumAckPending != 0 {
 					return false
 				}
-				m, err := ReadManifest(out, "ds")
+				m, err := dataset.ReadManifest(out, "ds")
 				return err == nil && m.Records == sources*rows
 			}, 30*time.Second, 50*time.Millisecond)
 			require.NoError(t, clean.Process.Signal(syscall.SIGTERM))
@@ -192,16 +193,16 @@ func publishBatches(t *testing.T, js jetstream.JetStream, sources, rows int) {
 // checkDataset checks that every record is in the dataset once, every manifest
 // entry matches its file, no file is outside the manifest, and every chunk was
 // announced once.
-func checkDataset(t *testing.T, js jetstream.JetStream, out, dataset string, want int) {
+func checkDataset(t *testing.T, js jetstream.JetStream, out, ds string, want int) {
 	t.Helper()
-	m, err := ReadManifest(out, dataset)
+	m, err := dataset.ReadManifest(out, ds)
 	require.NoError(t, err)
 	seen := map[int64]int{}
-	listed := map[string]bool{ManifestFile: true}
+	listed := map[string]bool{dataset.ManifestFile: true}
 	for i, ch := range m.Chunks {
 		require.Equal(t, uint64(i+1), ch.Seq, "chunk sequence has a hole")
 		listed[ch.File] = true
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
+		data, err := os.ReadFile(filepath.Join(out, ds, ch.File))
 		require.NoError(t, err)
 		sum := sha256.Sum256(data)
 		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]))
@@ -219,7 +220,7 @@ func checkDataset(t *testing.T, js jetstream.JetStream, out, dataset string, wan
 	for id, n := range seen {
 		require.Equal(t, 1, n, "record %d", id)
 	}
-	files, err := os.ReadDir(filepath.Join(out, dataset))
+	files, err := os.ReadDir(filepath.Join(out, ds))
 	require.NoError(t, err)
 	for _, f := range files {
 		require.True(t, listed[f.Name()], "%s is not in the manifest", f.Name())
@@ -248,7 +249,7 @@ func TestCrashWhileRewriting(t *testing.T) {
 	const sources, rows = 6, 100
 	done := func(records int64) func() bool {
 		return func() bool {
-			m, err := ReadManifest(out, "ds")
+			m, err := dataset.ReadManifest(out, "ds")
 			if err != nil || m.Records != records {
 				return false
 			}
@@ -287,10 +288,10 @@ func TestCrashWhileRewriting(t *testing.T) {
 	require.NoError(t, clean.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, clean.Wait())
 
-	m, err := ReadManifest(out, "ds")
+	m, err := dataset.ReadManifest(out, "ds")
 	require.NoError(t, err)
 	require.Equal(t, []wire.Field{{Name: "id", Type: wire.TypeString}}, m.Schema)
-	listed := map[string]bool{ManifestFile: true}
+	listed := map[string]bool{dataset.ManifestFile: true}
 	seen := map[string]int{}
 	for i, ch := range m.Chunks {
 		require.Equal(t, uint64(i+1), ch.Seq)

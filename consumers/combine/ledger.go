@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -45,14 +46,14 @@ func ledgerID(ctx context.Context, kv jetstream.KeyValue) (string, error) {
 // forgotten. A folder whose manifest names another ledger while this ledger
 // holds chunks of the same dataset is written by two ledgers: an error.
 // Callers run before Run's loop.
-func (c *Combiner) own(ds *dataset) (repair bool, err error) {
-	m, err := ReadManifest(c.cfg.Out, ds.name)
+func (c *Combiner) own(ds *set) (repair bool, err error) {
+	m, err := dataset.ReadManifest(c.cfg.Out, ds.name)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if len(ds.all) > 0 {
 			return true, nil // ours, its manifest.json lost: repair writes it again
 		}
-		files, err := chunkFiles(ds.dir)
+		files, err := dataset.ChunkFiles(ds.dir)
 		if err != nil {
 			return false, err
 		}
@@ -61,7 +62,7 @@ func (c *Combiner) own(ds *dataset) (repair bool, err error) {
 			delete(c.sets, ds.name)
 			return false, nil
 		}
-		ds.foreign = NewManifest(ds.name) // chunk files no manifest lists: adopt refuses them
+		ds.foreign = dataset.NewManifest(ds.name) // chunk files no manifest lists: adopt refuses them
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("%w; move the folder away or fix the file, then start again", err)
@@ -81,31 +82,13 @@ func (c *Combiner) own(ds *dataset) (repair bool, err error) {
 	}
 }
 
-// chunkFiles returns the names of the chunk files in dir.
-func chunkFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && isCommittedName(e.Name()) {
-			names = append(names, e.Name())
-		}
-	}
-	return names, nil
-}
-
 // adopt makes the folder another ledger wrote part of this ledger: each
 // chunk its manifest lists, checked against its file, becomes an entry
 // (uploaded to the chunks object store when there is one), then manifest.json
 // is written again naming this ledger. Files the manifest does not list are
 // left where they are. Members adopting at once agree through the entries'
 // creation.
-func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
+func (c *Combiner) adopt(ctx context.Context, ds *set) error {
 	ds.commit.Lock()
 	defer ds.commit.Unlock()
 	c.mu.Lock()
@@ -167,8 +150,8 @@ func (c *Combiner) adopt(ctx context.Context, ds *dataset) error {
 // unlisted refuses a folder holding chunk files its manifest does not
 // list: a glob read of the folder would mix them into the dataset, and they
 // are not this ledger's to remove.
-func unlisted(dir string, m *Manifest) error {
-	files, err := chunkFiles(dir)
+func unlisted(dir string, m *dataset.Manifest) error {
+	files, err := dataset.ChunkFiles(dir)
 	if err != nil {
 		return err
 	}
@@ -218,7 +201,7 @@ func (c *Combiner) createEntry(ctx context.Context, ch *wire.Chunk) (bool, error
 // claim writes manifest.json naming this ledger before the first file of
 // ds is written, so that a later start knows the folder and what in it is
 // its own. It waits for a publisher under way, whose write claims too.
-func (c *Combiner) claim(ds *dataset) error {
+func (c *Combiner) claim(ds *set) error {
 	ds.pubMu.Lock()
 	defer ds.pubMu.Unlock()
 	for ds.publishing {
@@ -227,7 +210,7 @@ func (c *Combiner) claim(ds *dataset) error {
 	if ds.claimed {
 		return nil
 	}
-	if err := WriteManifest(c.cfg.Out, ds.manifest); err != nil {
+	if err := dataset.WriteManifest(c.cfg.Out, ds.manifest); err != nil {
 		return fmt.Errorf("claim %s: write manifest: %w", ds.name, err)
 	}
 	ds.claimed = true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -72,14 +73,14 @@ func TestAnotherLedgerLeavesDatasetsAlone(t *testing.T) {
 	wait(t, second.handle(c2, batch("a", 0, true, 1, 2)))
 	wait(t, second.handle(c2, batch("c", 0, true, 7, 8)))
 	stop2()
-	m, err := combine.ReadManifest(first.out, "ds")
+	m, err := dataset.ReadManifest(first.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 3)
 	require.EqualValues(t, 6, m.Records)
 	require.Equal(t, uint64(3), m.Chunks[2].Seq)
 	require.Equal(t, "c", m.Chunks[2].Parts[0].SourceID)
 	for path, data := range before {
-		if filepath.Base(path) != combine.ManifestFile {
+		if filepath.Base(path) != dataset.ManifestFile {
 			require.Equal(t, data, tree(t, first.out)[path], "%s changed by adoption", path)
 		}
 	}

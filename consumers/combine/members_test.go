@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -106,7 +107,7 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool {
-		m, err := ReadManifest(outs[0], "ds")
+		m, err := dataset.ReadManifest(outs[0], "ds")
 		return err == nil && m.Records == sources*rows+20 && drained()
 	}, 30*time.Second, 50*time.Millisecond)
 	stop()
@@ -123,11 +124,11 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 		require.NoError(t, c.load(ctx, w.Updates()))
 		require.NoError(t, w.Stop())
 
-		m, err := ReadManifest(out, "ds")
+		m, err := dataset.ReadManifest(out, "ds")
 		require.NoError(t, err)
 		require.Equal(t, want, m.Schema)
 		seen := map[string]int{}
-		listed := map[string]bool{ManifestFile: true}
+		listed := map[string]bool{dataset.ManifestFile: true}
 		for _, ch := range m.Chunks {
 			require.Equal(t, want, m.SchemaOf(ch), "chunk %d", ch.Seq)
 			listed[ch.File] = true

@@ -1,6 +1,7 @@
 package combine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -33,10 +35,6 @@ import (
 // at any step leaves either the old entry, whose rewrite the next start
 // does again, or the new one, which the next start puts in place.
 
-// supersedeDir holds, inside a dataset folder, the adopted chunk files
-// that rewrites replaced: files another ledger wrote are never deleted.
-const supersedeDir = ".superseded"
-
 // rewriteRetry is how long the rewrite loop waits after a failed rewrite.
 const rewriteRetry = 5 * time.Second
 
@@ -46,14 +44,14 @@ type supersede struct{ old, new *wire.Chunk }
 // replace applies an entry at a seq the ledger has: a rewrite when it
 // lists another file than the entry applied. It reports whether the
 // folder needs a sync. Callers hold c.mu.
-func (c *Combiner) replace(ds *dataset, ch *wire.Chunk) bool {
-	i, found := slices.BinarySearchFunc(ds.all, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmpSeq(e.Seq, seq) })
+func (c *Combiner) replace(ds *set, ch *wire.Chunk) bool {
+	i, found := slices.BinarySearchFunc(ds.all, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmp.Compare(e.Seq, seq) })
 	if !found || ds.all[i].SHA256 == ch.SHA256 {
 		return false
 	}
 	old := ds.all[i]
 	ds.all[i] = ch
-	j, found := slices.BinarySearchFunc(ds.chunks, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmpSeq(e.Seq, seq) })
+	j, found := slices.BinarySearchFunc(ds.chunks, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmp.Compare(e.Seq, seq) })
 	if !found {
 		return false
 	}
@@ -62,16 +60,6 @@ func (c *Combiner) replace(ds *dataset, ch *wire.Chunk) bool {
 		ds.superseded = append(ds.superseded, supersede{old: old, new: ch})
 	}
 	return true
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // rewriteSoon asks the rewrite loop to look for chunks to write again.
@@ -145,7 +133,7 @@ func behind(fields, schema []wire.Field) bool {
 
 // rewriteChunk writes old's records again in the dataset's schema and
 // replaces its entry, unless another member replaced it first.
-func (c *Combiner) rewriteChunk(ctx context.Context, ds *dataset, old *wire.Chunk) error {
+func (c *Combiner) rewriteChunk(ctx context.Context, ds *set, old *wire.Chunk) error {
 	c.mu.Lock()
 	schema, version := ds.schema, ds.version
 	c.mu.Unlock()
@@ -158,7 +146,7 @@ func (c *Combiner) rewriteChunk(ctx context.Context, ds *dataset, old *wire.Chun
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		if err := DownloadChunk(ctx, c.chunks, old, tmp.Name()); err != nil {
+		if err := dataset.DownloadChunk(ctx, c.chunks, old, tmp.Name()); err != nil {
 			return err
 		}
 		src = tmp.Name()
@@ -185,7 +173,7 @@ func (c *Combiner) rewriteChunk(ctx context.Context, ds *dataset, old *wire.Chun
 	if err != nil {
 		return err
 	}
-	ch.File = chunkFile(ch.Seq, ch.SHA256, chunk.Format(ch.Format))
+	ch.File = dataset.ChunkFile(ch.Seq, ch.SHA256, chunk.Format(ch.Format))
 	if c.chunks != nil {
 		if err := c.upload(ctx, ds, &ch, path); err != nil {
 			os.Remove(path)
@@ -283,7 +271,7 @@ func (c *Combiner) replaceEntry(ctx context.Context, old, ch *wire.Chunk) (bool,
 
 // placeSuperseded puts in place the files of the rewrites applied since
 // the last call and queues them for manifest.json. Callers hold ds.commit.
-func (c *Combiner) placeSuperseded(ctx context.Context, ds *dataset) error {
+func (c *Combiner) placeSuperseded(ctx context.Context, ds *set) error {
 	c.mu.Lock()
 	todo := ds.superseded
 	ds.superseded = nil
@@ -305,7 +293,7 @@ func (c *Combiner) placeSuperseded(ctx context.Context, ds *dataset) error {
 // retire takes a replaced chunk file out of the dataset folder, once
 // manifest.json lists its replacement: it removes a file this ledger
 // wrote and moves one it adopted into .superseded/.
-func (c *Combiner) retire(ds *dataset, file string, adopted bool) error {
+func (c *Combiner) retire(ds *set, file string, adopted bool) error {
 	path := filepath.Join(ds.dir, file)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -313,7 +301,7 @@ func (c *Combiner) retire(ds *dataset, file string, adopted bool) error {
 	if !adopted {
 		return os.Remove(path)
 	}
-	dir := filepath.Join(ds.dir, supersedeDir)
+	dir := filepath.Join(ds.dir, dataset.SupersedeDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -322,13 +310,13 @@ func (c *Combiner) retire(ds *dataset, file string, adopted bool) error {
 
 // retireReplaced retires the files that the ledger's rewrites replaced
 // and a crash left in the folder. Callers run before Run's loop.
-func (c *Combiner) retireReplaced(ds *dataset) error {
+func (c *Combiner) retireReplaced(ds *set) error {
 	listed := map[string]bool{}
 	for _, ch := range ds.chunks {
 		listed[ch.File] = true
 	}
 	for _, ch := range ds.chunks {
-		if ch.Replaces == "" || listed[ch.Replaces] || !isCommittedName(ch.Replaces) || strings.ContainsRune(ch.Replaces, os.PathSeparator) {
+		if ch.Replaces == "" || listed[ch.Replaces] || !dataset.IsCommittedName(ch.Replaces) || strings.ContainsRune(ch.Replaces, os.PathSeparator) {
 			continue
 		}
 		// Whether the replaced file was the adopted original or a rewrite
@@ -342,7 +330,7 @@ func (c *Combiner) retireReplaced(ds *dataset) error {
 
 // announceRewrites publishes the events of this member's rewrites of ds
 // that manifest.json lists, on the dataset's rewrite subject.
-func (c *Combiner) announceRewrites(ctx context.Context, ds *dataset) {
+func (c *Combiner) announceRewrites(ctx context.Context, ds *set) {
 	c.mu.Lock()
 	todo := ds.rewrote
 	ds.rewrote = nil

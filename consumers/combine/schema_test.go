@@ -13,6 +13,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -120,12 +121,12 @@ func TestOneSchemaPerDataset(t *testing.T) {
 	wait(t, r.handle(c, rows("c", ints("zip", 7, 8), floats("n", 5.5, 6), strs("city", "Holtsville", "Boston"))))
 	stop()
 
-	m, err := combine.ReadManifest(r.out, "ds")
+	m, err := dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 3)
 	want := []wire.Field{{Name: "zip", Type: wire.TypeString}, {Name: "n", Type: wire.TypeInt}, {Name: "city", Type: wire.TypeString}}
 	require.Equal(t, want, m.Schema)
-	require.Equal(t, []combine.SchemaVersion{
+	require.Equal(t, []dataset.SchemaVersion{
 		{Version: 1, FromSeq: 1, SchemaFP: chunk.Fingerprint(want[:2]), Schema: want[:2]},
 		{Version: 2, FromSeq: 3, SchemaFP: chunk.Fingerprint(want), Schema: want},
 	}, m.SchemaVersions)
@@ -168,7 +169,7 @@ func TestMismatchFailRejectsTheBatch(t *testing.T) {
 	require.True(t, isPermanent(err))
 	wait(t, r.handle(c, rows("c", strs("zip", "7", "8"))))
 
-	m, err := combine.ReadManifest(r.out, "ds")
+	m, err := dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)
 	require.Equal(t, "c", m.Chunks[1].Parts[0].SourceID)
@@ -187,7 +188,7 @@ func TestMismatchPolicyPerDataset(t *testing.T) {
 
 	wait(t, r.handle(c, rows("a", ints("zip", 501, 90210))))
 	wait(t, r.handle(c, rows("b", strs("zip", "00501", "7"))))
-	m, err := combine.ReadManifest(r.out, "ds")
+	m, err := dataset.ReadManifest(r.out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 2)
 	require.Equal(t, 1, m.Chunks[1].Parts[0].Nulled)
@@ -211,7 +212,7 @@ func TestWideningRewritesEarlierChunks(t *testing.T) {
 
 			// Plain numbers first: zip and n are ints.
 			wait(t, r.handle(c, rows("a", ints("zip", 501, 90210), ints("n", 1, 2))))
-			first, err := combine.ReadManifest(r.out, "ds")
+			first, err := dataset.ReadManifest(r.out, "ds")
 			require.NoError(t, err)
 			// Then codes with leading zeros and a fraction: zip widens to
 			// string, n to float.
@@ -220,14 +221,14 @@ func TestWideningRewritesEarlierChunks(t *testing.T) {
 			wait(t, r.handle(c, rows("c", ints("zip", 7, 8), ints("n", 5, 6), strs("city", "Holtsville", "Boston"))))
 			stop()
 
-			m, err := combine.ReadManifest(r.out, "ds")
+			m, err := dataset.ReadManifest(r.out, "ds")
 			require.NoError(t, err)
 			require.Len(t, m.Chunks, 3)
 			v1 := []wire.Field{{Name: "zip", Type: wire.TypeInt}, {Name: "n", Type: wire.TypeInt}}
 			v2 := []wire.Field{{Name: "zip", Type: wire.TypeString}, {Name: "n", Type: wire.TypeFloat}}
 			v3 := append(v2[:2:2], wire.Field{Name: "city", Type: wire.TypeString})
 			require.Equal(t, v3, m.Schema)
-			require.Equal(t, []combine.SchemaVersion{
+			require.Equal(t, []dataset.SchemaVersion{
 				{Version: 1, FromSeq: 1, SchemaFP: chunk.Fingerprint(v1), Schema: v1},
 				{Version: 2, FromSeq: 2, SchemaFP: chunk.Fingerprint(v2), Schema: v2},
 				{Version: 3, FromSeq: 3, SchemaFP: chunk.Fingerprint(v3), Schema: v3},

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -47,7 +48,7 @@ func TestSweepDeletesOldUnlistedChunkObjects(t *testing.T) {
 	data, err := wire.Encode(b)
 	require.NoError(t, err)
 	require.NoError(t, c.Handle(ctx, &runner.Msg{Subject: "trainfeed.records.ds", Dataset: "ds", Data: data, Delivered: 1, StreamSeq: 1}))
-	m, err := ReadManifest(cfg.Out, "ds")
+	m, err := dataset.ReadManifest(cfg.Out, "ds")
 	require.NoError(t, err)
 	require.Len(t, m.Chunks, 1)
 	committed := m.Chunks[0].Object
@@ -98,7 +99,7 @@ func TestSweepDeletesOldUnlistedChunkObjects(t *testing.T) {
 // unlisted object counted as old, and checks that the chunks object store
 // then holds exactly the chunks of the manifest. It returns how many
 // objects the sweep deleted.
-func checkSwept(t *testing.T, js jetstream.JetStream, out, dataset string) int {
+func checkSwept(t *testing.T, js jetstream.JetStream, out, ds string) int {
 	t.Helper()
 	ctx := context.Background()
 	kv, err := js.KeyValue(ctx, topology.BucketManifest)
@@ -116,7 +117,7 @@ func checkSwept(t *testing.T, js jetstream.JetStream, out, dataset string) int {
 	n, err := c.sweep(ctx, time.Now().Add(time.Minute))
 	require.NoError(t, err)
 
-	m, err := ReadManifest(out, dataset)
+	m, err := dataset.ReadManifest(out, ds)
 	require.NoError(t, err)
 	var want, got []string
 	for _, ch := range m.Chunks {

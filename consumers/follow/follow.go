@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -71,9 +71,9 @@ func New(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.O
 // Run mirrors chunks as their events arrive until ctx ends, and then
 // returns nil.
 func (f *Follower) Run(ctx context.Context) error {
-	m, err := combine.ReadManifest(f.cfg.Out, f.cfg.Dataset)
+	m, err := dataset.ReadManifest(f.cfg.Out, f.cfg.Dataset)
 	if errors.Is(err, os.ErrNotExist) {
-		m = combine.NewManifest(f.cfg.Dataset)
+		m = dataset.NewManifest(f.cfg.Dataset)
 	} else if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (f *Follower) entry(ctx context.Context, seq uint64) (*wire.Chunk, error) {
 }
 
 // add downloads a chunk into place, then lists it in the manifest.
-func (f *Follower) add(ctx context.Context, m *combine.Manifest, ch *wire.Chunk) error {
+func (f *Follower) add(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk) error {
 	if ch.Records == 0 {
 		return nil
 	}
@@ -182,7 +182,7 @@ func (f *Follower) add(ctx context.Context, m *combine.Manifest, ch *wire.Chunk)
 		return err
 	}
 	m.Add(ch)
-	if err := combine.WriteManifest(f.cfg.Out, m); err != nil {
+	if err := dataset.WriteManifest(f.cfg.Out, m); err != nil {
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
 	}
 	f.cfg.Logger.Info("chunk", "dataset", ch.Dataset, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
@@ -194,7 +194,7 @@ func (f *Follower) add(ctx context.Context, m *combine.Manifest, ch *wire.Chunk)
 
 // replace puts a rewritten chunk in the place of the file the folder has
 // for its seq, lists it, and then removes the replaced file.
-func (f *Follower) replace(ctx context.Context, m *combine.Manifest, ch *wire.Chunk) error {
+func (f *Follower) replace(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk) error {
 	i := slices.IndexFunc(m.Chunks, func(e *wire.Chunk) bool { return e.Seq == ch.Seq })
 	if i < 0 || m.Chunks[i].SHA256 == ch.SHA256 || ch.Records == 0 {
 		return nil // not listed here, or this rewrite is in place already
@@ -204,7 +204,7 @@ func (f *Follower) replace(ctx context.Context, m *combine.Manifest, ch *wire.Ch
 		return err
 	}
 	m.Replace(ch)
-	if err := combine.WriteManifest(f.cfg.Out, m); err != nil {
+	if err := dataset.WriteManifest(f.cfg.Out, m); err != nil {
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
 	}
 	if old != ch.File {
@@ -227,7 +227,7 @@ func (f *Follower) download(ctx context.Context, ch *wire.Chunk) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := combine.DownloadChunk(ctx, f.chunks, ch, filepath.Join(dir, ch.File)); err != nil {
+	if err := dataset.DownloadChunk(ctx, f.chunks, ch, filepath.Join(dir, ch.File)); err != nil {
 		return fmt.Errorf("follow %s: %w", ch.Dataset, err)
 	}
 	return nil

@@ -17,21 +17,21 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 )
 
 // Read reads the manifest of dataset under out and every chunk it lists,
 // Parquet or JSON lines; it checks each file's SHA-256, size and record
 // count against its entry, and the manifest's total. It returns how often
 // each value of the id column occurs, and the manifest.
-func Read(t testing.TB, out, dataset string) (map[int64]int, *combine.Manifest) {
+func Read(t testing.TB, out, ds string) (map[int64]int, *dataset.Manifest) {
 	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
+	m, err := dataset.ReadManifest(out, ds)
 	require.NoError(t, err)
 	ids := map[int64]int{}
 	var total int64
 	for _, ch := range m.Chunks {
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
+		data, err := os.ReadFile(filepath.Join(out, ds, ch.File))
 		require.NoError(t, err)
 		sum := sha256.Sum256(data)
 		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), ch.File)
@@ -57,14 +57,14 @@ func Read(t testing.TB, out, dataset string) (map[int64]int, *combine.Manifest) 
 
 // ReadAll is Read that also checks that the dataset's folder holds no file
 // the manifest does not list.
-func ReadAll(t testing.TB, out, dataset string) (map[int64]int, *combine.Manifest) {
+func ReadAll(t testing.TB, out, ds string) (map[int64]int, *dataset.Manifest) {
 	t.Helper()
-	ids, m := Read(t, out, dataset)
-	listed := map[string]bool{combine.ManifestFile: true}
+	ids, m := Read(t, out, ds)
+	listed := map[string]bool{dataset.ManifestFile: true}
 	for _, ch := range m.Chunks {
 		listed[ch.File] = true
 	}
-	files, err := os.ReadDir(filepath.Join(out, dataset))
+	files, err := os.ReadDir(filepath.Join(out, ds))
 	require.NoError(t, err)
 	for _, f := range files {
 		require.True(t, listed[f.Name()], "%s is not in the manifest", f.Name())

@@ -18,17 +18,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/cluster"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 const (
-	sourceCount = 300
-	rowsPer     = 1000
-	dataset     = "ds"
+	sourceCount  = 300
+	rowsPer      = 1000
+	faultDataset = "ds"
 )
 
 // TestKill9MidRun runs the pipeline on three clustered nats-server processes
@@ -71,7 +71,7 @@ func TestKill9MidRun(t *testing.T) {
 	waitTopology(t, js, members)
 	t.Logf("cluster and members up after %s", time.Since(began).Round(time.Millisecond))
 
-	pub := start(t, "publish", "publish", "--nats", urls, "--dataset", dataset, "--sources", sourcesFile(t, srv.URL))
+	pub := start(t, "publish", "publish", "--nats", urls, "--dataset", faultDataset, "--sources", sourcesFile(t, srv.URL))
 	published := time.Now()
 
 	// Kill one member of each scaled stage and one server while work flows
@@ -152,7 +152,7 @@ func TestKill9MidRun(t *testing.T) {
 	// the records published: no late duplicate commits.
 	require.Eventually(t, func() bool { return quiet(js) }, 30*time.Second, 100*time.Millisecond,
 		"the pipeline did not settle:\n%s", consumerStates(js))
-	ids, m := datasettest.Read(t, out, dataset)
+	ids, m := datasettest.Read(t, out, faultDataset)
 	assert.EqualValues(t, sourceCount*rowsPer, m.Records)
 	require.Len(t, ids, sourceCount*rowsPer, "distinct record ids")
 	for id := range int64(sourceCount * rowsPer) {
@@ -251,7 +251,7 @@ func waitTopology(t *testing.T, js jetstream.JetStream, members []*member) {
 // committed returns the records the dataset's manifest.json lists, 0 before
 // the first commit.
 func committed(out string) int64 {
-	m, err := combine.ReadManifest(out, dataset)
+	m, err := dataset.ReadManifest(out, faultDataset)
 	if err != nil {
 		return 0
 	}
@@ -336,7 +336,7 @@ func consumerStates(js jetstream.JetStream) string {
 // and those only partly there (as "n(rows)").
 func missingSources(t *testing.T, out string) []string {
 	t.Helper()
-	ids, _ := datasettest.Read(t, out, dataset)
+	ids, _ := datasettest.Read(t, out, faultDataset)
 	rows := make([]int, sourceCount)
 	for id := range ids {
 		if n := int(id) / rowsPer; n >= 0 && n < sourceCount {

@@ -16,6 +16,7 @@ import (
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
@@ -103,14 +104,14 @@ func TestUnchangedContentAddedOnce(t *testing.T) {
 				}
 				return true
 			}
-			manifest := func() *combine.Manifest {
-				m, err := combine.ReadManifest(out, "ds")
+			manifest := func() *dataset.Manifest {
+				m, err := dataset.ReadManifest(out, "ds")
 				require.NoError(t, err)
 				return m
 			}
 			waitFor := func(records int64) {
 				require.Eventually(t, func() bool {
-					m, err := combine.ReadManifest(out, "ds")
+					m, err := dataset.ReadManifest(out, "ds")
 					return err == nil && m.Records == records && settled()
 				}, 30*time.Second, 50*time.Millisecond)
 				time.Sleep(3 * cc.MaxAge) // anything still to come would be committed by now

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -106,7 +107,7 @@ func TestJobExactlyOnce(t *testing.T) {
 			again, err := newJob(t, out, f).Run(ctx, entries(t, srv.URL, sources))
 			require.NoError(t, err)
 			require.Equal(t, sources, again.OK)
-			m2, err := combine.ReadManifest(out, "ds")
+			m2, err := dataset.ReadManifest(out, "ds")
 			require.NoError(t, err)
 			require.Equal(t, len(m.Chunks), len(m2.Chunks))
 			require.Equal(t, m.Records, m2.Records)
@@ -114,7 +115,7 @@ func TestJobExactlyOnce(t *testing.T) {
 	}
 }
 
-func fieldNames(m *combine.Manifest) []string {
+func fieldNames(m *dataset.Manifest) []string {
 	var names []string
 	for _, f := range m.Schema {
 		names = append(names, f.Name)

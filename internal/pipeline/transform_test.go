@@ -1,4 +1,4 @@
-package transform_test
+package pipeline_test
 
 import (
 	"bytes"
@@ -19,23 +19,16 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/transform"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 	"github.com/trainfeed/trainfeed/producers"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// nats.go v1.55.0: see internal/bench's TestMain.
-		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
-	)
-}
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -209,7 +202,7 @@ func TestJobMixedSources(t *testing.T) {
 		require.Len(t, rows, 1, "id %d", id)
 		require.Equal(t, name, rows[0]["name"], "id %d", id)
 	}
-	m, err := combine.ReadManifest(out, "mixed")
+	m, err := dataset.ReadManifest(out, "mixed")
 	require.NoError(t, err)
 	types := map[string]wire.Type{}
 	for _, f := range m.Schema {
@@ -222,13 +215,13 @@ func TestJobMixedSources(t *testing.T) {
 // readParquetDataset reads every chunk of a dataset and returns its rows by
 // id, each row by column name: int64 for ints and timestamps, string for
 // strings, which it checks are valid UTF-8.
-func readParquetDataset(t *testing.T, out, dataset string) map[int64][]map[string]any {
+func readParquetDataset(t *testing.T, out, ds string) map[int64][]map[string]any {
 	t.Helper()
-	m, err := combine.ReadManifest(out, dataset)
+	m, err := dataset.ReadManifest(out, ds)
 	require.NoError(t, err)
 	rows := map[int64][]map[string]any{}
 	for _, ch := range m.Chunks {
-		data, err := os.ReadFile(filepath.Join(out, dataset, ch.File))
+		data, err := os.ReadFile(filepath.Join(out, ds, ch.File))
 		require.NoError(t, err)
 		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 		require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/internal/bench"
+	"github.com/trainfeed/trainfeed/bench"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
@@ -64,13 +65,13 @@ func Trainfeed(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("trainfeed: %d sources ok, %d failed, want %d ok%s", sum.OK, sum.Failed, cfg.Sources, firstFailure(sum))
 	}
 
-	m, err := combine.ReadManifest(out, producers.DefaultDataset)
+	m, err := dataset.ReadManifest(out, producers.DefaultDataset)
 	if err != nil {
 		return Result{}, fmt.Errorf("trainfeed: %w", err)
 	}
 	res := Result{Elapsed: elapsed, Records: m.Records}
 	for _, ch := range m.Chunks {
-		res.Files = append(res.Files, filepath.Join(combine.DatasetDir(out, producers.DefaultDataset), ch.File))
+		res.Files = append(res.Files, filepath.Join(dataset.Dir(out, producers.DefaultDataset), ch.File))
 	}
 	if sum.Records != m.Records {
 		return res, fmt.Errorf("trainfeed: the job counted %d records, the manifest lists %d: %w", sum.Records, m.Records, ErrRecords)

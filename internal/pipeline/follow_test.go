@@ -1,4 +1,4 @@
-package follow_test
+package pipeline_test
 
 import (
 	"context"
@@ -8,31 +8,48 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/follow"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
+// followRig is a server with the topology and a combiner of chunks of two
+// records writing to out; mirror is a folder to follow into.
+type followRig struct {
+	js          jetstream.JetStream
+	topo        *topology.Topology
+	c           *combine.Combiner
+	out, mirror string
+}
+
+func newFollowRig(t *testing.T) *followRig {
+	t.Helper()
+	ns := natstest.Server(t)
+	_, js := natstest.Connect(t, ns)
+	topo, err := topology.Ensure(context.Background(), js, topology.DefaultConfig())
+	require.NoError(t, err)
+	r := &followRig{js: js, topo: topo, out: t.TempDir(), mirror: t.TempDir()}
+	cfg := combine.DefaultConfig()
+	cfg.Out, cfg.ChunkRecords = r.out, 2
+	r.c, err = combine.New(js, topo.Manifest, topo.Chunks, cfg)
+	require.NoError(t, err)
+	return r
+}
+
 // A follower mirrors chunks as they commit and replaces the ones a
 // widening rewrote: the mirror ends with the same files as the source.
 func TestFollowReplacesRewrittenChunks(t *testing.T) {
-	ns := natstest.Server(t)
-	_, js := natstest.Connect(t, ns)
+	r := newFollowRig(t)
+	js, topo, c, out, mirror := r.js, r.topo, r.c, r.out, r.mirror
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
-	require.NoError(t, err)
-
-	out, mirror := t.TempDir(), t.TempDir()
-	cfg := combine.DefaultConfig()
-	cfg.Out, cfg.ChunkRecords = out, 2
-	c, err := combine.New(js, topo.Manifest, topo.Chunks, cfg)
-	require.NoError(t, err)
 	combined := make(chan error, 1)
 	go func() { combined <- c.Run(ctx) }()
 	f, err := follow.New(js, topo.Manifest, topo.Chunks, follow.Config{Dataset: "ds", Out: mirror})
@@ -48,8 +65,8 @@ func TestFollowReplacesRewrittenChunks(t *testing.T) {
 		require.NoError(t, c.Handle(ctx, &runner.Msg{Subject: "trainfeed.records.ds", Dataset: "ds", Data: data, Delivered: 1}))
 	}
 	same := func() bool {
-		src, err1 := combine.ReadManifest(out, "ds")
-		dst, err2 := combine.ReadManifest(mirror, "ds")
+		src, err1 := dataset.ReadManifest(out, "ds")
+		dst, err2 := dataset.ReadManifest(mirror, "ds")
 		if err1 != nil || err2 != nil || len(src.Chunks) != len(dst.Chunks) {
 			return false
 		}
@@ -64,15 +81,15 @@ func TestFollowReplacesRewrittenChunks(t *testing.T) {
 	handle("a", wire.Column{Name: "zip", Type: wire.TypeInt, Ints: []int64{501, 90210}})
 	handle("b", wire.Column{Name: "zip", Type: wire.TypeInt, Ints: []int64{7, 8}})
 	require.Eventually(t, same, 20*time.Second, 20*time.Millisecond, "mirror before the widening")
-	first, err := combine.ReadManifest(mirror, "ds")
+	first, err := dataset.ReadManifest(mirror, "ds")
 	require.NoError(t, err)
 
 	handle("c", wire.Column{Name: "zip", Type: wire.TypeString, Strings: []string{"00501", "02134"}})
 	require.Eventually(t, func() bool {
-		m, err := combine.ReadManifest(mirror, "ds")
+		m, err := dataset.ReadManifest(mirror, "ds")
 		return err == nil && len(m.Chunks) == 3 && m.Chunks[0].Replaces != "" && m.Chunks[1].Replaces != "" && same()
 	}, 20*time.Second, 20*time.Millisecond, "mirror after the rewrites")
-	m, err := combine.ReadManifest(mirror, "ds")
+	m, err := dataset.ReadManifest(mirror, "ds")
 	require.NoError(t, err)
 	require.Equal(t, []wire.Field{{Name: "zip", Type: wire.TypeString}}, m.Schema)
 	for _, ch := range first.Chunks {
@@ -88,18 +105,10 @@ func TestFollowReplacesRewrittenChunks(t *testing.T) {
 // replaced uploads were swept, mirrors the chunks as they are now: old
 // events name files that are gone, and it does not fetch them.
 func TestFollowStartsAfterRewrites(t *testing.T) {
-	ns := natstest.Server(t)
-	_, js := natstest.Connect(t, ns)
+	r := newFollowRig(t)
+	js, topo, c, out, mirror := r.js, r.topo, r.c, r.out, r.mirror
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	topo, err := topology.Ensure(ctx, js, topology.DefaultConfig())
-	require.NoError(t, err)
-
-	out, mirror := t.TempDir(), t.TempDir()
-	cfg := combine.DefaultConfig()
-	cfg.Out, cfg.ChunkRecords = out, 2
-	c, err := combine.New(js, topo.Manifest, topo.Chunks, cfg)
-	require.NoError(t, err)
 	cctx, stopCombine := context.WithCancel(ctx)
 	combined := make(chan error, 1)
 	go func() { combined <- c.Run(cctx) }()
@@ -115,7 +124,7 @@ func TestFollowStartsAfterRewrites(t *testing.T) {
 	}
 	stopCombine() // finishes the rewrites
 	require.NoError(t, <-combined)
-	src, err := combine.ReadManifest(out, "ds")
+	src, err := dataset.ReadManifest(out, "ds")
 	require.NoError(t, err)
 	require.Equal(t, 3, src.Chunks[0].SchemaVersion, "chunk 1 rewritten twice")
 
@@ -152,7 +161,7 @@ func TestFollowStartsAfterRewrites(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-followed)
-	dst, err := combine.ReadManifest(mirror, "ds")
+	dst, err := dataset.ReadManifest(mirror, "ds")
 	require.NoError(t, err)
 	require.Len(t, dst.Chunks, 3)
 	for i := range src.Chunks {

@@ -1,4 +1,4 @@
-package combine_test
+package dataset_test
 
 import (
 	"encoding/json"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -18,7 +18,7 @@ import (
 // reads back as the whole manifest, as valid JSON, one line per chunk.
 func TestWriteManifestIncremental(t *testing.T) {
 	out := t.TempDir()
-	m := combine.NewManifest("ds")
+	m := dataset.NewManifest("ds")
 	mk := func(seq uint64, schema ...wire.Field) *wire.Chunk {
 		return &wire.Chunk{
 			Seq: seq, File: "chunk-" + string(rune('a'+seq)), Format: "jsonl", Records: int64(seq * 10), Bytes: int64(seq * 100),
@@ -40,11 +40,11 @@ func TestWriteManifestIncremental(t *testing.T) {
 		for _, ch := range tt.add {
 			m.Add(ch)
 		}
-		require.NoError(t, combine.WriteManifest(out, m))
-		data, err := os.ReadFile(filepath.Join(out, "ds", combine.ManifestFile))
+		require.NoError(t, dataset.WriteManifest(out, m))
+		data, err := os.ReadFile(filepath.Join(out, "ds", dataset.ManifestFile))
 		require.NoError(t, err)
 		require.True(t, json.Valid(data), string(data))
-		got, err := combine.ReadManifest(out, "ds")
+		got, err := dataset.ReadManifest(out, "ds")
 		require.NoError(t, err)
 		require.Len(t, got.Chunks, tt.wantChunks)
 		require.Equal(t, tt.wantSchema, got.Schema)

@@ -1,7 +1,13 @@
-package combine
+// Package dataset is what a trainfeed dataset is on disk: a folder of
+// chunk files, each named by its commit sequence and content, and the
+// manifest.json that lists them with the dataset's schema and its
+// versions. The combine stage writes datasets with it; trainfeed follow,
+// the tests and any reader read them with it.
+package dataset
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -80,7 +86,7 @@ func (m *Manifest) Add(ch *wire.Chunk) {
 // Replace puts a rewritten chunk in the place of the listed chunk of the
 // same seq and reports whether one was listed.
 func (m *Manifest) Replace(ch *wire.Chunk) bool {
-	i, found := slices.BinarySearchFunc(m.Chunks, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmpSeq(e.Seq, seq) })
+	i, found := slices.BinarySearchFunc(m.Chunks, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmp.Compare(e.Seq, seq) })
 	if !found {
 		return false
 	}
@@ -258,10 +264,12 @@ func writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs the folder dir, so that a rename or a new file in it
+// survives a crash.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
