@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,16 +19,43 @@ import (
 // TestMain; it is built without the race detector so that the servers run at
 // full speed under `go test -race`.
 func BuildNATSD(dir string) (string, error) {
-	bin := filepath.Join(dir, "natsd")
+	bin, _, err := Build(dir, "natsd", "github.com/trainfeed/trainfeed/internal/cluster/natsd")
+	return bin, err
+}
+
+// Build builds the command pkg into dir/name (without the race detector)
+// and returns its path and the source files of this module that the build
+// compiled. go test caches a result by the files the tests touched, and a
+// binary built from TestMain is not among them: a test that runs it calls
+// TouchSources with them, so that a change to any of them runs the test
+// again rather than passing from the cache.
+func Build(dir, name, pkg string) (bin string, sources []string, err error) {
+	bin = filepath.Join(dir, name)
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/trainfeed/trainfeed/internal/cluster/natsd")
-	out, err := cmd.CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("build natsd: %w\n%s", err, out)
+		return "", nil, fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
-	return bin, nil
+	list, err := exec.Command("go", "list", "-deps",
+		"-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
+		pkg).Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("list the sources of %s: %w", name, err)
+	}
+	return bin, strings.Fields(string(list)), nil
+}
+
+// TouchSources reads the metadata of each file during a test, which makes
+// them part of the test result's cache key (see Build).
+func TouchSources(t testing.TB, files []string) {
+	t.Helper()
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("source of a binary the tests run: %v", err)
+		}
+	}
 }
 
 // ProcessCluster is a cluster of nats-servers, each a child process.

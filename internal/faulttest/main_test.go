@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/trainfeed/trainfeed/internal/cluster"
 )
 
@@ -18,6 +20,19 @@ import (
 // built without the race detector so that the processes run at full speed
 // under go test -race.
 var trainfeedBin, natsdBin string
+
+// sources are the files trainfeedBin was built from.
+var sources []string
+
+// A change to what the fault tests run runs them again: the binary's
+// sources are part of this package's cached test result.
+func TestBinaryIsCurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds no binary")
+	}
+	require.NotEmpty(t, sources)
+	cluster.TouchSources(t, sources)
+}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -31,10 +46,8 @@ func TestMain(m *testing.M) {
 	}
 	code := func() int {
 		defer os.RemoveAll(dir)
-		trainfeedBin = filepath.Join(dir, "trainfeed")
-		build := exec.Command("go", "build", "-o", trainfeedBin, "github.com/trainfeed/trainfeed/cmd/trainfeed")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build trainfeed: %v\n%s", err, out)
+		if trainfeedBin, sources, err = cluster.Build(dir, "trainfeed", "github.com/trainfeed/trainfeed/cmd/trainfeed"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		if natsdBin, err = cluster.BuildNATSD(dir); err != nil {
