@@ -38,13 +38,24 @@ func Build(dir, name, pkg string) (bin string, sources []string, err error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
-	list, err := exec.Command("go", "list", "-deps",
-		"-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
-		pkg).Output()
+	sources, err = Sources(pkg)
 	if err != nil {
-		return "", nil, fmt.Errorf("list the sources of %s: %w", name, err)
+		return "", nil, err
 	}
-	return bin, strings.Fields(string(list)), nil
+	return bin, sources, nil
+}
+
+// Sources returns the source files of this module that building pkgs
+// compiles, for TouchSources.
+func Sources(pkgs ...string) ([]string, error) {
+	args := append([]string{"list", "-deps",
+		"-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
+	}, pkgs...)
+	list, err := exec.Command("go", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("list the sources of %v: %w", pkgs, err)
+	}
+	return strings.Fields(string(list)), nil
 }
 
 // TouchSources reads the metadata of each file during a test, which makes
