@@ -107,10 +107,7 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	if err != nil {
 		return src, err
 	}
-	msgID := "source/" + src.ID
-	if p.scope != "" {
-		msgID = "source/" + p.scope + "/" + src.ID
-	}
+	msgID := wire.SourceMsgID(p.scope, src.ID)
 	_, err = p.js.Publish(ctx, topology.Subject(topology.SubjectSources, src.Dataset), data, jetstream.WithMsgID(msgID))
 	if err != nil {
 		if topology.IsFull(err) {

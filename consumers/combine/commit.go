@@ -596,7 +596,7 @@ func (c *Combiner) writeChunk(ds *set, ch *wire.Chunk, batches []*wire.RecordBat
 func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	data, err := wire.Encode(ch)
 	if err == nil {
-		id := fmt.Sprintf("chunk/%s/%d", ch.Dataset, ch.Seq)
+		id := wire.ChunkMsgID(ch.Dataset, ch.Seq)
 		for attempt := range 5 {
 			rctx, cancel := request(ctx)
 			_, err = c.js.Publish(rctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id))

@@ -185,7 +185,7 @@ func publishBatches(t *testing.T, js jetstream.JetStream, sources, rows int) {
 			Columns: []wire.Column{{Name: "id", Type: wire.TypeInt, Ints: ids}}}
 		data, err := wire.Encode(b)
 		require.NoError(t, err)
-		_, err = js.Publish(context.Background(), "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
+		_, err = js.Publish(context.Background(), "trainfeed.records.ds", data, jetstream.WithMsgID(wire.RecordsMsgID(b.Dataset, b.SourceID, b.Part)))
 		require.NoError(t, err)
 	}
 }
@@ -275,7 +275,7 @@ func TestCrashWhileRewriting(t *testing.T) {
 		Columns: []wire.Column{{Name: "id", Type: wire.TypeString, Strings: []string{"00007", "00008"}}}}
 	data, err := wire.Encode(codes)
 	require.NoError(t, err)
-	_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+codes.PartKey()))
+	_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID(wire.RecordsMsgID(codes.Dataset, codes.SourceID, codes.Part)))
 	require.NoError(t, err)
 	crashed := startChild(t, ns.ClientURL(), out, stepRewritten, mark)
 	require.Eventually(t, func() bool { _, err := os.Stat(mark); return err == nil },

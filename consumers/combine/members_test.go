@@ -103,7 +103,7 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 			Columns: []wire.Column{{Name: "id", Type: wire.TypeString, Strings: []string{fmt.Sprintf("0%d", 2*s), fmt.Sprintf("0%d", 2*s+1)}}}}
 		data, err := wire.Encode(b)
 		require.NoError(t, err)
-		_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID("records/"+b.PartKey()))
+		_, err = js.Publish(ctx, "trainfeed.records.ds", data, jetstream.WithMsgID(wire.RecordsMsgID(b.Dataset, b.SourceID, b.Part)))
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool {

@@ -340,7 +340,7 @@ func (c *Combiner) announceRewrites(ctx context.Context, ds *set) {
 		if err == nil {
 			rctx, cancel := request(ctx)
 			_, err = c.js.Publish(rctx, topology.RewriteSubject(ch.Dataset), data,
-				jetstream.WithMsgID(fmt.Sprintf("rewrite/%s/%d/%s", ch.Dataset, ch.Seq, ch.SHA256)))
+				jetstream.WithMsgID(wire.RewriteMsgID(ch.Dataset, ch.Seq, ch.SHA256)))
 			cancel()
 		}
 		if err != nil {

@@ -131,7 +131,7 @@ func (h *Handler) Close() { h.tr.CloseIdleConnections() }
 // unless the same body of the same URL (and format) was already fetched for
 // another source of the dataset, whose id it then names, with the source's
 // own id in ForSource (see docs/fetch.md). It is published with Nats-Msg-Id
-// msgID(dataset, that id), so a Fetched for the same id within the stream's
+// wire.FetchedMsgID(dataset, that id), so a Fetched for the same id within the stream's
 // duplicate window is dropped by JetStream.
 //
 // A source without an id is named "s<stream sequence>". The dataset is the
@@ -187,7 +187,7 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 	err = runner.WhileFull(ctx, func() error {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		_, err := h.js.Publish(rctx, subject, data, jetstream.WithMsgID(msgID(src.Dataset, id)))
+		_, err := h.js.Publish(rctx, subject, data, jetstream.WithMsgID(wire.FetchedMsgID(src.Dataset, id)))
 		return err
 	}, func(err error) {
 		h.cfg.Logger.Warn("fetched stream full, holding the body", "dataset", src.Dataset, "source", id, "url", disp, "err", err)
@@ -205,10 +205,6 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 
 // requestTimeout bounds each step of a fetch after its body is stored.
 const requestTimeout = 10 * time.Second
-
-// msgID is the Nats-Msg-Id of the Fetched of source id in dataset:
-// "fetched/<dataset>/<id>". Source ids need only be unique within a dataset.
-func msgID(dataset, id string) string { return "fetched/" + dataset + "/" + id }
 
 // Annotate adds the source id and URL to a dead letter of m, when m holds a
 // source that decodes. It is a runner.DeadLetterFunc.

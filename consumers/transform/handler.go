@@ -63,7 +63,7 @@ func (h *Handler) program(dataset string) *program {
 
 // Handle parses the body a wire.Fetched names, runs the dataset's spec on
 // each batch and publishes the batches with Nats-Msg-Id
-// "records/<source id>/<part>", so a redelivered body publishes no
+// wire.RecordsMsgID ("records/<dataset>/<source id>/<part>"), so a redelivered body publishes no
 // duplicates. Parsing and publishing overlap: one goroutine parses while
 // another transforms, encodes and publishes. Malformed rows are skipped and
 // logged, unless Config.Strict; a malformed body, a decompression bomb and a
@@ -330,7 +330,7 @@ func (p *publisher) publish(ctx context.Context, b *Batch) error {
 	}
 	pp := pendingPublish{
 		subject: topology.Subject(topology.SubjectRecords, p.f.Dataset), data: data,
-		msgID: fmt.Sprintf("records/%s/%s/%d", p.f.Dataset, p.f.SourceID, p.part), part: p.part,
+		msgID: wire.RecordsMsgID(p.f.Dataset, p.f.SourceID, p.part), part: p.part,
 	}
 	if err := p.send(&pp); err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -175,11 +174,6 @@ func replayable(subject string) bool {
 	return false
 }
 
-// ReplayMsgID is the Nats-Msg-Id a replay of dead letter seq publishes
-// with: a second replay of the same entry within the duplicate window is
-// dropped by JetStream.
-func ReplayMsgID(seq uint64) string { return "dlq-replay/" + strconv.FormatUint(seq, 10) }
-
 // Replay republishes each entry's payload and headers to its original
 // subject (with a fresh Nats-Msg-Id: the original one would be dropped as a
 // duplicate inside the stream's window), waits for JetStream to store it,
@@ -207,7 +201,7 @@ func (q *Queue) Replay(ctx context.Context, entries []Entry) ([]uint64, error) {
 				m.Header.Add(k, v)
 			}
 		}
-		m.Header.Set(jetstream.MsgIDHeader, ReplayMsgID(e.Seq))
+		m.Header.Set(jetstream.MsgIDHeader, wire.ReplayMsgID(e.Seq))
 		if _, err := q.js.PublishMsg(ctx, m); err != nil {
 			if topology.IsFull(err) {
 				return done, fmt.Errorf("replay %d to %s: %w: %w", e.Seq, e.Subject, ErrFull, err)

@@ -145,7 +145,7 @@ func TestReplay(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "trainfeed.sources.a", m.Subject)
 		require.Equal(t, e.Data, m.Data, "the original payload")
-		require.Equal(t, dlq.ReplayMsgID(e.Seq), m.Header.Get("Nats-Msg-Id"), "a fresh Nats-Msg-Id")
+		require.Equal(t, wire.ReplayMsgID(e.Seq), m.Header.Get("Nats-Msg-Id"), "a fresh Nats-Msg-Id")
 		require.Equal(t, "00-abc-def-01", m.Header.Get("Traceparent"), "other headers kept")
 	}
 	m, err := s.GetMsg(ctx, 2)

@@ -54,13 +54,6 @@ type Result struct {
 	LastSeq  uint64 `json:"last_seq"`
 }
 
-// MsgID is the Nats-Msg-Id of the rebuild of the source at stream sequence
-// seq into dataset into: a rebuild repeated within the duplicate window
-// publishes nothing twice.
-func MsgID(into string, seq uint64) string {
-	return "rebuild/" + into + "/" + strconv.FormatUint(seq, 10)
-}
-
 // Run publishes the dataset's sources again, in stream order, up to the last
 // one stored when it began (so sources published meanwhile, its own
 // included, are not read again).
@@ -161,7 +154,7 @@ func publish(ctx context.Context, js jetstream.JetStream, cfg Config, m jetstrea
 	if err != nil {
 		return fmt.Errorf("rebuild %d: %w", seq, err)
 	}
-	_, err = js.Publish(ctx, topology.Subject(topology.SubjectSources, cfg.Into), data, jetstream.WithMsgID(MsgID(cfg.Into, seq)))
+	_, err = js.Publish(ctx, topology.Subject(topology.SubjectSources, cfg.Into), data, jetstream.WithMsgID(wire.RebuildMsgID(cfg.Into, seq)))
 	if err != nil {
 		if topology.IsFull(err) {
 			return fmt.Errorf("rebuild %d: %w: %w", seq, ErrFull, err)

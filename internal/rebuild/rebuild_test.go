@@ -81,7 +81,7 @@ func TestRebuildInto(t *testing.T) {
 	require.Equal(t, "a2", got[0].Dataset)
 	require.Equal(t, "csv", got[0].Format)
 	require.Equal(t, map[string]string{"A": "b"}, got[0].Headers)
-	require.Equal(t, []string{rebuild.MsgID("a2", 1), rebuild.MsgID("a2", 3), rebuild.MsgID("a2", 5)}, msgIDs)
+	require.Equal(t, []string{wire.RebuildMsgID("a2", 1), wire.RebuildMsgID("a2", 3), wire.RebuildMsgID("a2", 5)}, msgIDs)
 
 	// Again within the duplicate window: nothing new.
 	_, err = rebuild.Run(ctx, js, rebuild.Config{Dataset: "a", Into: "a2"})

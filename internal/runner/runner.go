@@ -443,7 +443,7 @@ func (r *Runner) deadLetter(ctx context.Context, jm jetstream.Msg, m *Msg, cause
 		data, err = wire.Encode(dl)
 	}
 	if err == nil {
-		id := fmt.Sprintf("dlq/%s/%s/%d", r.cfg.Stage, m.Subject, m.StreamSeq)
+		id := wire.DeadLetterMsgID(r.cfg.Stage, m.Subject, m.StreamSeq)
 		_, err = r.js.Publish(ctx, topology.DLQSubject(r.cfg.Stage, m.Dataset), data, jetstream.WithMsgID(id))
 	}
 	if err != nil {
