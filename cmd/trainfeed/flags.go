@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/nats-io/nats.go"
@@ -36,10 +35,10 @@ func connectJS(o natsconn.Options, name string) (*nats.Conn, jetstream.JetStream
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	js, err := natsconn.JetStream(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
+		return nil, nil, err
 	}
 	return nc, js, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/trainfeed/trainfeed/internal/embedded"
 	"github.com/trainfeed/trainfeed/internal/metrics"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
@@ -92,64 +91,30 @@ type serveOptions struct {
 
 // serve runs until ctx ends, then drains.
 func serve(ctx context.Context, o serveOptions) error {
-	var (
-		nc      *nats.Conn
-		err     error
-		natsURL string
-		local   bool // the embedded server: no other process can hold messages yet
-	)
-	if o.conn.URLs != "" {
-		if o.store != "" || o.listen != "" {
-			return errors.New("--store and --listen are for the embedded server: not with --nats")
-		}
-		o.conn.Name = "trainfeed-serve"
-		if nc, err = natsconn.Connect(o.conn); err != nil {
-			return err
-		}
-		natsURL = natsconn.ServerURL(nc)
-		if o.topology.Replicas == 0 {
-			o.topology.Replicas = topology.ReplicasFor(ctx, nc)
-		}
-	} else {
-		srv, err := startEmbedded(o)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		if nc, err = srv.Connect(natsconn.LogEvents(slog.Default())...); err != nil {
-			return err
-		}
-		natsURL, local = srv.ClientURL(), true
-		o.topology.Replicas = 1
-		if natsURL == "" {
-			natsURL = "in-process only (no --listen)"
-		}
+	o.conn.Name = "trainfeed-serve"
+	cfg := pipeline.NodeConfig{NATS: o.conn, Listen: o.listen, Topology: o.topology}
+	if o.conn.URLs == "" {
+		cfg.StoreDir = cmp.Or(o.store, filepath.Join(o.out, ".jetstream"))
+		// The server just started: whatever its consumers hold belongs to
+		// a process that is gone.
+		cfg.Reclaim = true
+	} else if o.store != "" || o.listen != "" {
+		return errors.New("--store and --listen are for the embedded server: not with --nats")
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	topo, err := topology.Ensure(ctx, js, o.topology)
+	node, err := pipeline.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if local {
-		// The server just started: whatever its consumers hold belongs to a
-		// process that is gone.
-		if err := topo.Reclaim(ctx); err != nil {
-			return err
-		}
-	}
+	defer node.Close()
+	js := node.JS
 	m := metrics.New(metrics.Config{JS: js})
 	o.stages.Observe, o.stages.Combine.OnCommit = m.Observe, m.Committed
-	stages, err := pipeline.New(topo, o.stages)
-	if err != nil {
+	if err := node.Prepare(o.stages); err != nil {
 		return err
 	}
 	running := []string{}
 	for _, s := range metrics.Stages {
-		if r := stages.Runner(s); r != nil {
+		if r := node.Stages.Runner(s); r != nil {
 			m.AddRunner(s, r)
 			running = append(running, s)
 		}
@@ -170,32 +135,21 @@ func serve(ctx context.Context, o serveOptions) error {
 	if api != nil {
 		httpAt = "http://" + api.Addr()
 	}
-	o.announce("trainfeed serve: stages %v, nats %s, http %s, out %s", running, natsURL, httpAt, o.out)
+	o.announce("trainfeed serve: stages %v, nats %s, http %s, out %s", running, node.ServerURL(), httpAt, o.out)
 
 	// The stages drain after ctx ends; the HTTP server keeps answering
 	// (status, metrics, and sources into the stream) until they are done.
-	stageErr := stages.Run(ctx)
+	stageErr := node.Run(ctx)
 	if api != nil {
 		if err := api.Close(5 * time.Second); err != nil {
 			slog.Warn("serve: http", "err", err)
 		}
-	}
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		slog.Warn("serve: drain nats connection", "err", err)
 	}
 	if stageErr != nil {
 		return stageErr
 	}
 	o.announce("trainfeed serve: stopped")
 	return nil
-}
-
-func startEmbedded(o serveOptions) (*embedded.Server, error) {
-	store := o.store
-	if store == "" {
-		store = filepath.Join(o.out, ".jetstream")
-	}
-	return embedded.Start(embedded.Config{StoreDir: store, Listen: o.listen})
 }
 
 // apiMux is serve's HTTP API.

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -125,15 +121,13 @@ whose stage users may not manage streams (docs/security.md): run it once with
 a user that may, then start the members with --ensure-topology=false.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := s.connect("trainfeed-setup")
+			ctx := cmd.Context()
+			node, err := s.connect(ctx, "trainfeed-setup")
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			ctx := cmd.Context()
-			if _, err := s.ensure(ctx, nc, js); err != nil {
-				return err
-			}
+			defer node.Close()
+			js := node.JS
 			w := cmd.OutOrStdout()
 			for _, name := range topologyStreams {
 				st, err := js.Stream(ctx, name)
@@ -175,21 +169,21 @@ func (s *stageCmd) addFlags(fl *pflag.FlagSet) {
 	}
 }
 
-// connect connects to NATS; the connection reconnects through server restarts.
-func (s *stageCmd) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	s.conn.Name = name
-	nc, err := natsconn.Connect(*s.conn)
-	if err != nil {
-		return nil, nil, err
+// connect joins NATS with the flags' settings: the topology created or
+// updated, or, with --ensure-topology=false, bound to.
+func (s *stageCmd) connect(ctx context.Context, name string) (*pipeline.Node, error) {
+	conn := *s.conn
+	conn.Name = name
+	if err := conn.Validate(); err != nil {
+		return nil, err // a stage joins a NATS: it never embeds one
 	}
-	// An asynchronous publish whose ack a dying stream leader never sends
-	// fails after publishAckWait instead of holding its message forever.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckWait))
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	topo := *s.topo
+	topo.Replicas = s.replicas
+	cfg := pipeline.NodeConfig{NATS: conn, Topology: topo}
+	if s.stage != "" && !s.ensureTp {
+		cfg.BindStage = s.stage
 	}
-	return nc, js, nil
+	return pipeline.Connect(ctx, cfg)
 }
 
 // run joins the stage's consumer group and runs the stage until the
@@ -197,148 +191,27 @@ func (s *stageCmd) connect(name string) (*nats.Conn, jetstream.JetStream, error)
 func (s *stageCmd) run(cmd *cobra.Command, cfg pipeline.Config) error {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
-	nc, js, err := s.connect("trainfeed-" + s.stage)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	var topo *topology.Topology
-	if s.ensureTp {
-		topo, err = s.ensure(ctx, nc, js)
-	} else {
-		topo, err = bind(ctx, js, s.stage, stderr)
-	}
+	node, err := s.connect(ctx, "trainfeed-"+s.stage)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
 		return err
 	}
+	defer node.Close()
 	cfg.Stages = []string{s.stage}
 	cfg.Logger = slog.Default()
-	stages, err := pipeline.New(topo, cfg)
-	if err != nil {
+	if err := node.Prepare(cfg); err != nil {
 		return err
 	}
-	r := stages.Runner(s.stage)
+	r := node.Stages.Runner(s.stage)
 	fmt.Fprintf(stderr, "trainfeed %s: member of consumer %q on %s (ack window %d)\n",
-		s.stage, s.stage, natsconn.ServerURL(nc), r.Window())
-	runErr := stages.Run(ctx)
-	// The last acks and naks are on their way: make sure the server has
-	// them before the connection closes.
-	if err := nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		slog.Warn("flush nats connection", "err", err)
-	}
-	if runErr != nil {
-		return runErr
+		s.stage, s.stage, node.ServerURL(), r.Window())
+	if err := node.Run(ctx); err != nil {
+		return err
 	}
 	st := r.Stats()
 	fmt.Fprintf(stderr, "trainfeed %s: stopped: %d acked, %d retried, %d dead-lettered, %d handed back\n",
 		s.stage, st.Acked.Load(), st.Retried.Load(), st.DeadLettered.Load(), st.HandedBack.Load())
 	return nil
-}
-
-// publishAckWait bounds the wait for the ack of an asynchronous publish.
-const publishAckWait = 10 * time.Second
-
-// errNoPeers is JetStream's "no suitable peers for placement" (10005): too
-// few servers for the replicas, or one the meta leader has not heard from yet.
-const errNoPeers = 10005
-
-// placementWait bounds how long ensure waits for servers to place replicas.
-const placementWait = 30 * time.Second
-
-// ensure creates or updates the topology with the flags' settings. Without
-// --replicas it asks for 3 on a cluster of 3 or more servers, else 1. A
-// cluster that has just formed (or lost a server) may refuse to place
-// replicas for a moment: ensure retries that for placementWait.
-func (s *stageCmd) ensure(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*topology.Topology, error) {
-	cfg := *s.topo
-	cfg.Replicas = s.replicas
-	if cfg.Replicas == 0 {
-		cfg.Replicas = topology.ReplicasFor(ctx, nc)
-	}
-	deadline := time.Now().Add(placementWait)
-	for {
-		t, err := topology.Ensure(ctx, js, cfg)
-		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errNoPeers || time.Now().After(deadline) {
-			if err != nil && apiErr != nil && apiErr.ErrorCode == errNoPeers {
-				err = fmt.Errorf("%w (%d replicas: are that many servers up? --replicas sets them)", err, cfg.Replicas)
-			}
-			return t, err
-		}
-		slog.Warn("the cluster cannot place the replicas yet, retrying", "replicas", cfg.Replicas, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// bind looks up what a stage needs without creating anything, waiting until
-// it exists: the NATS permissions of a stage user suffice (docs/security.md).
-func bind(ctx context.Context, js jetstream.JetStream, stage string, stderr io.Writer) (*topology.Topology, error) {
-	waiting := false
-	for {
-		t, err := lookup(ctx, js, stage)
-		if err == nil {
-			return t, nil
-		}
-		if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) &&
-			!errors.Is(err, jetstream.ErrBucketNotFound) && !errors.Is(err, context.DeadlineExceeded) &&
-			!errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrNoResponders) {
-			return nil, err
-		}
-		if !waiting {
-			fmt.Fprintf(stderr, "trainfeed %s: waiting for the topology (%v); trainfeed setup creates it\n", stage, err)
-			waiting = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// lookup finds the consumer and buckets of one stage.
-func lookup(ctx context.Context, js jetstream.JetStream, stage string) (*topology.Topology, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	t := &topology.Topology{JS: js}
-	var err error
-	switch stage {
-	case topology.ConsumerFetch:
-		if t.Fetch, err = js.Consumer(ctx, topology.StreamSources, stage); err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", stage, err)
-		}
-		if t.Bodies, err = js.ObjectStore(ctx, topology.BucketBodies); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", topology.BucketBodies, err)
-		}
-		if t.Cache, err = js.KeyValue(ctx, topology.BucketCache); err != nil {
-			return nil, fmt.Errorf("key-value %s: %w", topology.BucketCache, err)
-		}
-	case topology.ConsumerTransform:
-		if t.Transform, err = js.Consumer(ctx, topology.StreamFetched, stage); err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", stage, err)
-		}
-		if t.Bodies, err = js.ObjectStore(ctx, topology.BucketBodies); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", topology.BucketBodies, err)
-		}
-	case topology.ConsumerCombine:
-		if t.Combine, err = js.Consumer(ctx, topology.StreamRecords, stage); err != nil {
-			return nil, fmt.Errorf("consumer %s: %w", stage, err)
-		}
-		if t.Manifest, err = js.KeyValue(ctx, topology.BucketManifest); err != nil {
-			return nil, fmt.Errorf("key-value %s: %w", topology.BucketManifest, err)
-		}
-		if t.Chunks, err = js.ObjectStore(ctx, topology.BucketChunks); err != nil {
-			return nil, fmt.Errorf("object store %s: %w", topology.BucketChunks, err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown stage %q", stage)
-	}
-	return t, nil
 }

@@ -12,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/trainfeed/trainfeed/internal/embedded"
-	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
 )
@@ -45,33 +43,17 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		j.Logger = slog.Default()
 	}
 	j.Stages.Logger = j.Logger
-	srv, err := embedded.Start(embedded.Config{StoreDir: j.StoreDir, Listen: j.Listen})
-	if err != nil {
-		return Summary{}, err
-	}
-	defer srv.Close()
-	nc, err := srv.Connect(natsconn.LogEvents(j.Logger)...)
-	if err != nil {
-		return Summary{}, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
-	if err != nil {
-		return Summary{}, fmt.Errorf("jetstream: %w", err)
-	}
-	topo, err := topology.Ensure(ctx, js, j.Topology)
-	if err != nil {
-		return Summary{}, err
-	}
 	// This process is the only member of every stage: what a crashed run
 	// left unacknowledged can be taken back now instead of after AckWait.
-	if err := topo.Reclaim(ctx); err != nil {
-		return Summary{}, err
-	}
-	stages, err := New(topo, j.Stages)
+	node, err := Connect(ctx, NodeConfig{StoreDir: j.StoreDir, Listen: j.Listen, Topology: j.Topology, Reclaim: true, Logger: j.Logger})
 	if err != nil {
 		return Summary{}, err
 	}
+	defer node.Close()
+	if err := node.Prepare(j.Stages); err != nil {
+		return Summary{}, err
+	}
+	js, stages := node.JS, node.Stages
 	pub, err := producers.NewPublisher(js, j.Dataset)
 	if err != nil {
 		return Summary{}, err
@@ -122,7 +104,6 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		if stagesErr != nil {
 			j.Logger.Error("stages", "err", stagesErr)
 		}
-		_ = nc.Drain()
 	}()
 
 	var wg sync.WaitGroup // publishing, flushing and progress
