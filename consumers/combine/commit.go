@@ -597,18 +597,20 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	data, err := wire.Encode(ch)
 	if err == nil {
 		id := wire.ChunkMsgID(ch.Dataset, ch.Seq)
-		for attempt := range 5 {
+		err = runner.Retry(ctx, announceRetry, nil, func() error {
 			rctx, cancel := request(ctx)
-			_, err = c.js.Publish(rctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id))
-			cancel()
-			if err == nil {
-				return
-			}
-			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
-		}
+			defer cancel()
+			_, err := c.js.Publish(rctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id))
+			return err
+		})
 	}
-	c.cfg.Logger.Error("announce chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)
+	if err != nil {
+		c.cfg.Logger.Error("announce chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)
+	}
 }
+
+// announceRetry is how a chunk event is published again after a failure.
+var announceRetry = runner.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second, Tries: 5}
 
 // writerPool holds the write buffers of chunk files.
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/dataset"
+	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -338,10 +339,13 @@ func (c *Combiner) announceRewrites(ctx context.Context, ds *set) {
 	for _, ch := range todo {
 		data, err := wire.Encode(ch)
 		if err == nil {
-			rctx, cancel := request(ctx)
-			_, err = c.js.Publish(rctx, topology.RewriteSubject(ch.Dataset), data,
-				jetstream.WithMsgID(wire.RewriteMsgID(ch.Dataset, ch.Seq, ch.SHA256)))
-			cancel()
+			err = runner.Retry(ctx, announceRetry, nil, func() error {
+				rctx, cancel := request(ctx)
+				defer cancel()
+				_, err := c.js.Publish(rctx, topology.RewriteSubject(ch.Dataset), data,
+					jetstream.WithMsgID(wire.RewriteMsgID(ch.Dataset, ch.Seq, ch.SHA256)))
+				return err
+			})
 		}
 		if err != nil {
 			c.cfg.Logger.Error("announce rewritten chunk", "dataset", ch.Dataset, "seq", ch.Seq, "err", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/producers"
 )
@@ -146,22 +147,26 @@ func (j *Job) publish(ctx context.Context, pub *producers.Publisher, entries []p
 			tracker.Fail(e.Source.ID, "parse", e.Err.Error())
 			continue
 		}
-		for attempt := 1; ; attempt++ {
+		err := runner.Retry(ctx, publishRetry, pushesBack, func() error {
 			_, err := pub.Publish(ctx, e.Source)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			// A full stream (discard new) pushes back: wait and retry.
-			var apiErr *jetstream.APIError
-			full := errors.As(err, &apiErr) || errors.Is(err, nats.ErrTimeout)
-			if !full || attempt >= 30 {
-				tracker.Fail(e.Source.ID, "publish", err.Error())
-				break
-			}
-			time.Sleep(time.Duration(min(attempt, 10)) * 200 * time.Millisecond)
+			return err
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			tracker.Fail(e.Source.ID, "publish", err.Error())
 		}
 	}
+}
+
+// publishRetry is how long a run keeps publishing a source into a
+// pipeline that pushes back: about a minute.
+var publishRetry = runner.Backoff{Min: 200 * time.Millisecond, Max: 2 * time.Second, Tries: 35}
+
+// pushesBack reports whether a publish failed because the pipeline is full
+// (a stream that discards new messages) or slow to answer: worth a retry.
+func pushesBack(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) || errors.Is(err, nats.ErrTimeout)
 }

@@ -36,22 +36,5 @@ func WhileFull(ctx context.Context, try func() error, full func(err error)) erro
 // whileFull is WhileFull, stopping when ctx ends or stopping closes, with
 // waits doubling up to maxWait.
 func whileFull(ctx context.Context, stopping <-chan struct{}, maxWait time.Duration, try func() error, full func(err error)) error {
-	wait := fullWaitMin
-	for first := true; ; first = false {
-		err := try()
-		if err == nil || !topology.IsFull(err) {
-			return err
-		}
-		if first && full != nil {
-			full(err)
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return err
-		case <-stopping:
-			return err
-		}
-		wait = min(2*wait, maxWait)
-	}
+	return retry(ctx, stopping, Backoff{Min: fullWaitMin, Max: maxWait}, topology.IsFull, try, full)
 }
