@@ -11,12 +11,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // InMemory is the plain in-memory Go loop, with no broker: cfg.Workers
 // goroutines fetch sources concurrently with one pooled http.Client and
-// stream each body through transform.Parse, with the transform stage's
+// stream each body through parse.Parse, with the transform stage's
 // default options, to one combiner goroutine that writes chunk files into
 // cfg.Dir (temp file, fsync, rename) and fsyncs the folder at the end.
 func InMemory(ctx context.Context, cfg Config) (Result, error) {
@@ -100,7 +101,7 @@ func InMemory(ctx context.Context, cfg Config) (Result, error) {
 	return res, cfg.check("in-memory", res)
 }
 
-// fetchParse GETs url and sends the batches transform.Parse makes of its
+// fetchParse GETs url and sends the batches parse.Parse makes of its
 // body to out.
 func fetchParse(ctx context.Context, client *http.Client, tc transform.Config, url, id string, out chan<- *wire.RecordBatch) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -115,13 +116,13 @@ func fetchParse(ctx context.Context, client *http.Client, tc transform.Config, u
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("get %s: %s", url, resp.Status)
 	}
-	opts := transform.ParseOptions{
-		Format:        transform.DetectFormat("", url, resp.Header.Get("Content-Type")),
+	opts := parse.ParseOptions{
+		Format:        parse.DetectFormat("", url, resp.Header.Get("Content-Type")),
 		MaxBatchBytes: tc.MaxBatchBytes,
 		MaxBatchRows:  tc.MaxBatchRows,
 	}
 	part := 0
-	_, err = transform.Parse(ctx, resp.Body, opts, func(b *transform.Batch) error {
+	_, err = parse.Parse(ctx, resp.Body, opts, func(b *parse.Batch) error {
 		rb := &wire.RecordBatch{SourceID: id, URL: url, Part: part, Last: b.Last, Rows: b.Rows, Columns: b.Columns}
 		part++
 		select {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -95,7 +96,7 @@ func (s *LargeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// RawLoop is W2's baseline: one GET of url streamed through transform.Parse
+// RawLoop is W2's baseline: one GET of url streamed through parse.Parse
 // (the transform stage's default options) into chunk files of
 // chunkRecords records of format in dir, written as the combine stage
 // writes them (temp file, fsync, rename, folder fsync), all in one
@@ -124,13 +125,13 @@ func RawLoop(ctx context.Context, url, dir string, format chunk.Format, chunkRec
 		return Result{}, fmt.Errorf("raw loop: get %s: %s", url, resp.Status)
 	}
 	tc := transform.DefaultConfig()
-	opts := transform.ParseOptions{
-		Format:        transform.DetectFormat("", url, resp.Header.Get("Content-Type")),
+	opts := parse.ParseOptions{
+		Format:        parse.DetectFormat("", url, resp.Header.Get("Content-Type")),
 		MaxBatchBytes: tc.MaxBatchBytes,
 		MaxBatchRows:  tc.MaxBatchRows,
 	}
 	ck := &chunker{dir: dir, format: format, size: chunkRecords, durable: true}
-	_, err = transform.Parse(ctx, bufio.NewReaderSize(resp.Body, 256<<10), opts, func(b *transform.Batch) error {
+	_, err = parse.Parse(ctx, bufio.NewReaderSize(resp.Body, 256<<10), opts, func(b *parse.Batch) error {
 		return ck.add(batchOf(b, url))
 	})
 	if err == nil {
@@ -146,6 +147,6 @@ func RawLoop(ctx context.Context, url, dir string, format chunk.Format, chunkRec
 }
 
 // batchOf is b as a record batch of source url.
-func batchOf(b *transform.Batch, url string) *wire.RecordBatch {
+func batchOf(b *parse.Batch, url string) *wire.RecordBatch {
 	return &wire.RecordBatch{SourceID: "large", URL: url, Last: b.Last, Rows: b.Rows, Columns: b.Columns}
 }

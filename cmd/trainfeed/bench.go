@@ -49,7 +49,7 @@ turns them into chunks of --chunk-records records three ways:
   sequential  one source after another: GET, encoding/csv + strconv, then
               write all chunks at the end;
   in-memory   a plain concurrent Go loop without a broker: 64 fetching
-              goroutines, transform.Parse, one combiner writing chunks;
+              goroutines, parse.Parse, one combiner writing chunks;
   trainfeed   a pipeline.Job as 'trainfeed run' runs it, with a fresh
               embedded JetStream store.
 
@@ -59,7 +59,7 @@ per-source time of the largest N measured, and marked "est.". The ms/source
 columns compare N's: time per source should not grow with N.
 
 w2 serves one large CSV source of --size bytes (generated as it is sent) and
-times a raw GET → transform.Parse → chunk.Write loop and 'trainfeed run',
+times a raw GET → parse.Parse → chunk.Write loop and 'trainfeed run',
 each in its own child process so their max RSS can be read; it prints the
 throughput of each, their ratio and both max RSS.
 

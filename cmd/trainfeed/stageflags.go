@@ -13,6 +13,7 @@ import (
 	"github.com/trainfeed/trainfeed/consumers/combine"
 	"github.com/trainfeed/trainfeed/consumers/fetch"
 	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -81,7 +82,7 @@ func (t *transformFlags) apply(c *transform.Config) error {
 	}
 	c.MaxBadRows = limit
 	if t.transforms != "" {
-		specs, err := transform.LoadSpecs(t.transforms)
+		specs, err := spec.LoadSpecs(t.transforms)
 		if err != nil {
 			return fmt.Errorf("--transforms: %w", err)
 		}

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 )
 
 // Config shapes the transform stage. A zero field takes its default.
@@ -36,10 +39,10 @@ type Config struct {
 	// Specs holds the declarative transform of each dataset, by dataset
 	// name; the key "*" holds the one for datasets without their own.
 	// LoadSpecs reads them from files.
-	Specs map[string]*Spec
+	Specs map[string]*spec.Spec
 	// Funcs registers Go transforms under the names spec steps call them
 	// by ({func: name}).
-	Funcs map[string]Func
+	Funcs map[string]spec.Func
 	// Logger receives a warning per skipped row. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -48,7 +51,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxBatchBytes: 512 << 10, MaxBatchRows: 5000, Publishing: 4,
-		MaxDecompressedBytes: DefaultMaxDecompressedBytes, MaxDecompressionRatio: DefaultMaxDecompressionRatio,
+		MaxDecompressedBytes: parse.DefaultMaxDecompressedBytes, MaxDecompressionRatio: parse.DefaultMaxDecompressionRatio,
 		MaxBadRows: DefaultMaxBadRows,
 	}
 }
@@ -143,14 +146,14 @@ func (c Config) Validate() error {
 }
 
 // programs compiles the specs.
-func (c Config) programs() (map[string]*program, error) {
-	progs := make(map[string]*program, len(c.Specs))
+func (c Config) programs() (map[string]*spec.Program, error) {
+	progs := make(map[string]*spec.Program, len(c.Specs))
 	funcs := c.Funcs
 	if funcs == nil {
-		funcs = map[string]Func{}
+		funcs = map[string]spec.Func{}
 	}
 	for dataset, s := range c.Specs {
-		p, err := compile(s, funcs)
+		p, err := spec.Compile(s, funcs)
 		if err != nil {
 			return nil, fmt.Errorf("transform: spec of dataset %s: %w", dataset, err)
 		}

@@ -1,8 +1,8 @@
 // Package transform is the transform stage: it streams fetched bodies out of
-// the object store, parses them (CSV, TSV, JSON lines, JSON arrays; plain,
-// gzip or zstd; UTF-8, UTF-16 or Windows-1252) into typed columnar record
-// batches, runs each dataset's declarative Spec and Go Funcs on them and
-// publishes them for combine.
+// the object store, parses them with package parse into typed columnar
+// record batches, runs each dataset's spec (package spec) and Go Funcs on
+// them and publishes them for combine. The parsers and the spec language
+// are its pure cores, in those packages; this one is the handler.
 //
 // Memory per source is bounded by the stage's settings, never by the size of
 // the input: a few chunks of the body, one batch being parsed, two waiting

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -33,7 +35,7 @@ type Handler struct {
 	js     jetstream.JetStream
 	bodies jetstream.ObjectStore
 	cfg    Config
-	progs  map[string]*program
+	progs  map[string]*spec.Program
 
 	streamMu   sync.Mutex
 	bodyStream jetstream.Stream // the bodies bucket's stream, looked up once
@@ -54,7 +56,7 @@ func New(js jetstream.JetStream, bodies jetstream.ObjectStore, cfg Config) (*Han
 }
 
 // program returns the compiled spec of dataset, or nil.
-func (h *Handler) program(dataset string) *program {
+func (h *Handler) program(dataset string) *spec.Program {
 	if p, ok := h.progs[dataset]; ok {
 		return p
 	}
@@ -80,9 +82,9 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	// content type suggest.
 	format := f.Format
 	if f.Records == "" {
-		format = DetectFormat(f.Format, f.URL, f.ContentType)
+		format = parse.DetectFormat(f.Format, f.URL, f.ContentType)
 	}
-	opts := ParseOptions{
+	opts := parse.ParseOptions{
 		Format:                format,
 		Records:               f.Records,
 		MaxBatchBytes:         h.cfg.MaxBatchBytes,
@@ -97,9 +99,9 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	}
 	// A compressed body is decompressed once to check its limits before
 	// any of its records is published: a bomb leaves nothing behind.
-	var body io.Reader = bufio.NewReaderSize(obj, readBufSize)
-	if magic, _ := body.(*bufio.Reader).Peek(4); isCompressed(magic) {
-		err := checkDecompression(ctx, body, opts)
+	var body io.Reader = bufio.NewReaderSize(obj, parse.ReadBufSize)
+	if magic, _ := body.(*bufio.Reader).Peek(4); parse.IsCompressed(magic) {
+		err := parse.CheckDecompression(ctx, body, opts)
 		obj.Close()
 		if err != nil {
 			return classify(&f, err)
@@ -118,13 +120,13 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 		log: h.cfg.Logger.With("dataset", f.Dataset, "source", f.SourceID, "url", f.URL),
 	}
 	if prog := h.program(f.Dataset); prog != nil {
-		p.run = prog.newRun(pctx)
+		p.run = prog.NewRun(pctx)
 	}
-	batches := make(chan *Batch, parsedAhead)
+	batches := make(chan *parse.Batch, parsedAhead)
 	published := make(chan error, 1)
 	go func() { published <- p.publishAll(pctx, batches) }()
 
-	_, perr := Parse(pctx, body, opts, func(b *Batch) error {
+	_, perr := parse.Parse(pctx, body, opts, func(b *parse.Batch) error {
 		select {
 		case batches <- b:
 			return nil
@@ -170,8 +172,8 @@ func (h *Handler) openError(f *wire.Fetched, delivered uint64, err error) error 
 // a spec that does not fit the data, a corrupt body.
 func classify(f *wire.Fetched, err error) error {
 	var (
-		parseErr *ParseError
-		stepErr  *StepError
+		parseErr *parse.ParseError
+		stepErr  *spec.StepError
 	)
 	if errors.As(err, &parseErr) || errors.As(err, &stepErr) || errors.Is(err, errTooLarge) || errors.Is(err, ErrTooManyBadRows) || errors.Is(err, errBodyDigest) {
 		return runner.Permanent(fmt.Errorf("transform %s: %w", f.URL, err))
@@ -190,7 +192,7 @@ var errTooLarge = errors.New("over the message size limit")
 type publisher struct {
 	h      *Handler
 	f      *wire.Fetched
-	run    *run // nil without a spec
+	run    *spec.Run // nil without a spec
 	cancel context.CancelCauseFunc
 	log    *slog.Logger
 
@@ -209,7 +211,7 @@ type publisher struct {
 
 // publishAll publishes the batches from in until it closes, then waits for
 // their acknowledgements. On an error it cancels the parse.
-func (p *publisher) publishAll(ctx context.Context, in <-chan *Batch) error {
+func (p *publisher) publishAll(ctx context.Context, in <-chan *parse.Batch) error {
 	err := p.consume(ctx, in)
 	for _, a := range p.acks {
 		if err != nil {
@@ -223,7 +225,7 @@ func (p *publisher) publishAll(ctx context.Context, in <-chan *Batch) error {
 	return err
 }
 
-func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
+func (p *publisher) consume(ctx context.Context, in <-chan *parse.Batch) error {
 	for b := range in {
 		if err := context.Cause(ctx); err != nil {
 			return err
@@ -233,7 +235,7 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 			return err
 		}
 		if p.part == 0 && b.Last && p.f.Records == "" {
-			if path := recordsHint(b); path != "" {
+			if path := parse.RecordsHint(b); path != "" {
 				p.hint = path
 				p.log.Warn("the body is one JSON document read as one record; to read the array of objects in it as records, give the source a records path",
 					"records", path)
@@ -241,11 +243,8 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 		}
 		if p.run != nil {
 			var err error
-			if b, err = p.run.apply(b); err != nil {
+			if b, err = p.run.Apply(b); err != nil {
 				return err
-			}
-			if b.Rows > 0 && len(b.Columns) == 0 {
-				return &StepError{Step: len(p.run.prog.steps), Op: "end", Err: errors.New("the spec leaves rows without a column")}
 			}
 		}
 		if b.Rows == 0 && !b.Last {
@@ -260,7 +259,7 @@ func (p *publisher) consume(ctx context.Context, in <-chan *Batch) error {
 
 // noteSkips logs the skipped rows b lists and keeps them for the next
 // batch published.
-func (p *publisher) noteSkips(b *Batch) {
+func (p *publisher) noteSkips(b *parse.Batch) {
 	p.skips += b.SkippedRows
 	p.unsent += b.SkippedRows
 	p.read += b.Rows + b.SkippedRows
@@ -304,7 +303,7 @@ func (p *publisher) logSummary() {
 
 // publish encodes b and publishes it, in as many parts as the message size
 // limit needs.
-func (p *publisher) publish(ctx context.Context, b *Batch) error {
+func (p *publisher) publish(ctx context.Context, b *parse.Batch) error {
 	rb := &wire.RecordBatch{
 		SourceID: p.f.SourceID, Dataset: p.f.Dataset, URL: p.f.URL, Part: p.part, Last: b.Last,
 		Rows: b.Rows, Columns: b.Columns, Skipped: p.skipped, SkippedRows: p.unsent, At: time.Now().UTC(),
@@ -384,10 +383,10 @@ func (p *publisher) await(ctx context.Context, pp pendingPublish) error {
 }
 
 // split cuts b in two halves of its rows; only the second keeps Last.
-func split(b *Batch) (*Batch, *Batch) {
+func split(b *parse.Batch) (*parse.Batch, *parse.Batch) {
 	mid := b.Rows / 2
-	lo := &Batch{Rows: mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Columns: make([]wire.Column, len(b.Columns))}
-	hi := &Batch{Rows: b.Rows - mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Last: b.Last, Columns: make([]wire.Column, len(b.Columns))}
+	lo := &parse.Batch{Rows: mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Columns: make([]wire.Column, len(b.Columns))}
+	hi := &parse.Batch{Rows: b.Rows - mid, FirstLine: b.FirstLine, LastLine: b.LastLine, Last: b.Last, Columns: make([]wire.Column, len(b.Columns))}
 	for i := range b.Columns {
 		lo.Columns[i] = sliceColumn(&b.Columns[i], 0, mid)
 		hi.Columns[i] = sliceColumn(&b.Columns[i], mid, b.Rows)

@@ -50,6 +50,13 @@ func placeOf(rel string) place {
 	}
 }
 
+// stageOf returns the stage a package under consumers/ belongs to: its
+// own, or its parent's for a core such as consumers/transform/parse.
+func stageOf(rel string) string {
+	parts := strings.SplitN(rel, "/", 3)
+	return parts[0] + "/" + parts[1]
+}
+
 // allowed reports whether a package at from may import one at to (in its
 // tests when test is set), and why not when it may not.
 func allowed(from, to string, test bool) (bool, string) {
@@ -70,7 +77,7 @@ func allowed(from, to string, test bool) (bool, string) {
 		return true, ""
 	case pt == root:
 		return false, "only tools import the composition root"
-	case pf == stage && pt == stage:
+	case pf == stage && pt == stage && stageOf(from) != stageOf(to):
 		return false, "no stage imports another: share through a leaf package"
 	case pf == leaf && (pt == stage || pt == producer):
 		return false, "leaf packages import only leaves"
@@ -144,6 +151,8 @@ func TestImportRules(t *testing.T) {
 		{"internal/pipeline", "consumers/combine", false, true},
 		{"consumers/combine", "internal/dataset", false, true},
 		{"consumers/follow", "consumers/combine", false, false},
+		{"consumers/transform", "consumers/transform/parse", false, true},
+		{"consumers/combine", "consumers/transform/parse", false, false},
 		{"internal/dataset", "consumers/combine", false, false},
 		{"internal/metrics", "producers", false, false},
 		{"consumers/transform", "internal/pipeline", false, false},

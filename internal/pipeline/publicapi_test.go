@@ -43,6 +43,8 @@ import (
 	"context"
 
 	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 )
 
 // config is docs/transforms.md's Go example, as written.

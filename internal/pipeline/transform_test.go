@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
-	"github.com/trainfeed/trainfeed/consumers/transform"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
@@ -277,7 +277,7 @@ func TestJobTransformSpec(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(root, "good.csv"), []byte(b.String()), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "other.csv"), []byte("id,nope\n1,2\n"), 0o644))
-	spec, err := transform.ParseSpec([]byte(`
+	sp, err := spec.ParseSpec([]byte(`
 steps:
   - rename: {Text: text}
   - trim: [text]
@@ -292,7 +292,7 @@ steps:
 	job := &pipeline.Job{StoreDir: filepath.Join(out, ".jetstream"), Dataset: "spec", Topology: topology.DefaultConfig(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	job.Stages.Fetch.Root = root
-	job.Stages.Transform.Specs = map[string]*transform.Spec{"spec": spec}
+	job.Stages.Transform.Specs = map[string]*spec.Spec{"spec": sp}
 	job.Stages.Combine = combine.DefaultConfig()
 	job.Stages.Combine.Out = out
 	job.Stages.Combine.Format = chunk.Parquet

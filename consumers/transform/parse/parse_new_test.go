@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
+	"github.com/trainfeed/trainfeed/internal/batchtest"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -31,13 +32,7 @@ func skips(batches []*Batch) (listed []wire.SkippedRow, count int) {
 func values(batches []*Batch, name string) []any {
 	var out []any
 	for _, b := range batches {
-		for i := range b.Columns {
-			if b.Columns[i].Name == name {
-				for r := range b.Rows {
-					out = append(out, b.Columns[i].Value(r))
-				}
-			}
-		}
+		out = batchtest.Values(out, b.Columns, b.Rows, name)
 	}
 	return out
 }
@@ -368,7 +363,7 @@ func TestParseEncodings(t *testing.T) {
 }
 
 func TestDetectEncoding(t *testing.T) {
-	head := bytes.Repeat([]byte("é"), readBufSize/2)
+	head := bytes.Repeat([]byte("é"), ReadBufSize/2)
 	require.Equal(t, encodingUTF8, detectEncoding(head[:len(head)-1], true), "a rune cut by the buffer")
 	require.Equal(t, encodingWin1252, detectEncoding([]byte("caf\xc3"), false), "a rune cut by the end")
 	require.Equal(t, encodingUTF8, detectEncoding([]byte("plain"), false))
@@ -433,7 +428,7 @@ func TestParseTimestamp(t *testing.T) {
 		"9999-12-31T23:59:59.999999Z":  "9999-12-31T23:59:59.999999Z",
 	}
 	for in, want := range good {
-		us, ok := parseTimestamp(in)
+		us, ok := Timestamp(in)
 		require.True(t, ok, in)
 		require.Equal(t, want, time.UnixMicro(us).UTC().Format(time.RFC3339Nano), in)
 	}
@@ -442,7 +437,7 @@ func TestParseTimestamp(t *testing.T) {
 		"2024-01-02T03:60", "2024-01-02T03:04:61", "2024-01-02T03:04:05.", "2024-01-02T03:04:05+1", "2024-01-02T03:04:05+01:0",
 		"2024-01-02T03:04:05 Z", "2024-01-02X03:04", "+2024-01-02", "2024-01-02T03:04:05+24:00", "２０２４-01-02",
 	} {
-		_, ok := parseTimestamp(in)
+		_, ok := Timestamp(in)
 		require.False(t, ok, in)
 	}
 }

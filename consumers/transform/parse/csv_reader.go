@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"bufio"
@@ -46,7 +46,7 @@ func newCSVReader(r *bufio.Reader, comma byte) *csvReader {
 func (r *csvReader) readLine() ([]byte, error) {
 	line, err := r.r.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
-		if cap(r.long) > 2*readBufSize {
+		if cap(r.long) > 2*ReadBufSize {
 			r.long = nil
 		}
 		r.long = append(r.long[:0], line...)

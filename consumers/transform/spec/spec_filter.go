@@ -1,4 +1,4 @@
-package transform
+package spec
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -63,7 +64,7 @@ func newLiteral(v any) (literal, error) {
 		return numberLiteral(f), nil
 	case string:
 		l := literal{kind: litString, str: x}
-		l.us, l.isTS = parseTimestamp(x)
+		l.us, l.isTS = parse.Timestamp(x)
 		return l, nil
 	case time.Time:
 		return literal{kind: litTime, us: x.UnixMicro(), str: x.UTC().Format(time.RFC3339Nano), isTS: true}, nil
@@ -126,7 +127,7 @@ type filterOp struct {
 	values []literal
 }
 
-func (o *filterOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *filterOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	i, err := r.column(b, o.col, true)
 	if err != nil {
 		return nil, err
@@ -279,7 +280,7 @@ func compareRow(c *wire.Column, row int, l *literal) (int, bool) {
 			b, ok := parseBoolText(s)
 			return cmp.Compare(boolInt(b), boolInt(l.b)), ok
 		default: // litTime
-			us, ok := parseTimestamp(strings.TrimSpace(s))
+			us, ok := parse.Timestamp(strings.TrimSpace(s))
 			return cmp.Compare(us, l.us), ok
 		}
 	}

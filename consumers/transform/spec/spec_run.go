@@ -1,12 +1,14 @@
-package transform
+package spec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
 	"strings"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -21,7 +23,7 @@ import (
 // must be safe for concurrent use. It must be deterministic: a source that is
 // delivered again is transformed again, and its batches must come out the
 // same. An error fails the source permanently.
-type Func func(ctx context.Context, b *Batch) (*Batch, error)
+type Func func(ctx context.Context, b *parse.Batch) (*parse.Batch, error)
 
 // StepError reports a spec step that failed on a batch: the data does not
 // fit the spec (a column it names is missing, a type it can not work on),
@@ -42,8 +44,9 @@ func (e *StepError) Error() string {
 // Unwrap returns e.Err.
 func (e *StepError) Unwrap() error { return e.Err }
 
-// program is a compiled Spec.
-type program struct {
+// Program is a compiled Spec: Compile makes one, NewRun runs it on a
+// source's batches.
+type Program struct {
 	optional map[string]bool
 	steps    []step
 }
@@ -57,12 +60,14 @@ type step struct {
 // operation is a compiled step. apply may change b in place and return it,
 // or return another batch.
 type operation interface {
-	apply(r *run, b *Batch) (*Batch, error)
+	apply(r *Run, b *parse.Batch) (*parse.Batch, error)
 }
 
-// run is a program's state for one source.
-type run struct {
-	prog *program
+// Run is a Program's state for one source: a dedupe remembers the keys
+// it has seen, and a column the source had stays, as nulls, where a
+// later row lacks it.
+type Run struct {
+	prog *Program
 	ctx  context.Context
 	// seen holds the columns the source's batches had before the steps
 	// ran: a JSON row may lack a key other rows have.
@@ -71,12 +76,14 @@ type run struct {
 	buf    []byte
 }
 
-func (p *program) newRun(ctx context.Context) *run {
-	return &run{prog: p, ctx: ctx, seen: map[string]bool{}, dedupe: map[*dedupeOp]*hashSet{}}
+// NewRun starts a run of p on one source's batches.
+func (p *Program) NewRun(ctx context.Context) *Run {
+	return &Run{prog: p, ctx: ctx, seen: map[string]bool{}, dedupe: map[*dedupeOp]*hashSet{}}
 }
 
-// apply runs the steps on b.
-func (r *run) apply(b *Batch) (*Batch, error) {
+// Apply runs the steps on b, which it may change; a failing step, and
+// a result with rows but no column, is a *StepError.
+func (r *Run) Apply(b *parse.Batch) (*parse.Batch, error) {
 	for i := range b.Columns {
 		r.seen[b.Columns[i].Name] = true
 	}
@@ -86,6 +93,9 @@ func (r *run) apply(b *Batch) (*Batch, error) {
 			return nil, &StepError{Step: st.index, Op: st.op, Err: err}
 		}
 		b = nb
+	}
+	if b.Rows > 0 && len(b.Columns) == 0 {
+		return nil, &StepError{Step: len(r.prog.steps), Op: "end", Err: errors.New("the spec leaves rows without a column")}
 	}
 	return b, nil
 }
@@ -116,7 +126,7 @@ func quoted(names []string) []string {
 }
 
 // find returns the position of column name in b, or -1.
-func find(b *Batch, name string) int {
+func find(b *parse.Batch, name string) int {
 	for i := range b.Columns {
 		if b.Columns[i].Name == name {
 			return i
@@ -128,7 +138,7 @@ func find(b *Batch, name string) int {
 // column returns the position of column name in b. A column the batch lacks
 // but the source has had, or the spec lists as optional, is added as nulls
 // when add is set, or reported as -1; any other missing column is an error.
-func (r *run) column(b *Batch, name string, add bool) (int, error) {
+func (r *Run) column(b *parse.Batch, name string, add bool) (int, error) {
 	if i := find(b, name); i >= 0 {
 		return i, nil
 	}
@@ -156,7 +166,7 @@ func nullColumn(name string, rows int) wire.Column {
 }
 
 // put stores c in b, replacing the column of the same name or appending.
-func put(b *Batch, c wire.Column) {
+func put(b *parse.Batch, c wire.Column) {
 	if i := find(b, c.Name); i >= 0 {
 		b.Columns[i] = c
 		return
@@ -166,7 +176,7 @@ func put(b *Batch, c wire.Column) {
 
 type selectOp struct{ cols []string }
 
-func (o *selectOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *selectOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	out := make([]wire.Column, 0, len(o.cols))
 	for _, name := range o.cols {
 		i, err := r.column(b, name, true)
@@ -181,7 +191,7 @@ func (o *selectOp) apply(r *run, b *Batch) (*Batch, error) {
 
 type dropOp struct{ cols []string }
 
-func (o *dropOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *dropOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	for _, name := range o.cols {
 		i, err := r.column(b, name, false)
 		if err != nil {
@@ -196,7 +206,7 @@ func (o *dropOp) apply(r *run, b *Batch) (*Batch, error) {
 
 type renameOp struct{ from, to []string }
 
-func (o *renameOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *renameOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	idx := make([]int, len(o.from))
 	for k, name := range o.from {
 		i, err := r.column(b, name, true)
@@ -224,7 +234,7 @@ type castOp struct {
 	types []wire.Type
 }
 
-func (o *castOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *castOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	for k, name := range o.cols {
 		i, err := r.column(b, name, true)
 		if err != nil {
@@ -240,7 +250,7 @@ type stringOp struct {
 	fn   func(*wire.Column)
 }
 
-func (o *stringOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *stringOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	for _, name := range o.cols {
 		i, err := r.column(b, name, false)
 		if err != nil {
@@ -258,7 +268,7 @@ type dropEmptyOp struct {
 	all  bool
 }
 
-func (o *dropEmptyOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *dropEmptyOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	var cols []*wire.Column
 	if o.all {
 		for i := range b.Columns {
@@ -293,7 +303,7 @@ func (o *dropEmptyOp) apply(r *run, b *Batch) (*Batch, error) {
 
 type dedupeOp struct{ cols []string }
 
-func (o *dedupeOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *dedupeOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	cols := make([]*wire.Column, len(o.cols))
 	for k, name := range o.cols {
 		i, err := r.column(b, name, true)
@@ -330,7 +340,7 @@ type funcOp struct {
 	fn   Func
 }
 
-func (o *funcOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *funcOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	nb, err := o.fn(r.ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("func %s: %w", o.name, err)
@@ -346,7 +356,7 @@ func (o *funcOp) apply(r *run, b *Batch) (*Batch, error) {
 
 // checkBatch reports a batch whose columns do not agree with its row count,
 // or whose column names repeat.
-func checkBatch(b *Batch) error {
+func checkBatch(b *parse.Batch) error {
 	if b.Rows < 0 {
 		return fmt.Errorf("negative row count %d", b.Rows)
 	}
@@ -382,7 +392,7 @@ func newMask(rows int) []bool {
 }
 
 // compact keeps the rows of b that keep marks, in place.
-func compact(b *Batch, keep []bool) *Batch {
+func compact(b *parse.Batch, keep []bool) *parse.Batch {
 	n := 0
 	for _, k := range keep {
 		if k {

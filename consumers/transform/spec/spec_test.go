@@ -1,4 +1,4 @@
-package transform
+package spec
 
 import (
 	"context"
@@ -6,33 +6,62 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
+	"github.com/trainfeed/trainfeed/internal/batchtest"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
-// csvBatches parses CSV input into batches of at most rows rows.
-func csvBatches(t *testing.T, input string, rows int) []*Batch {
+// csvBatches parses input (CSV, or any format Parse detects) into batches
+// of at most rows rows.
+func csvBatches(t *testing.T, input string, rows int) []*parse.Batch {
 	t.Helper()
-	batches, _, err := parseAll(t, []byte(input), ParseOptions{MaxBatchRows: rows})
+	var batches []*parse.Batch
+	_, err := parse.Parse(context.Background(), strings.NewReader(input), parse.ParseOptions{MaxBatchRows: rows}, func(b *parse.Batch) error {
+		batches = append(batches, b)
+		return nil
+	})
 	require.NoError(t, err)
 	return batches
 }
 
+// col is a column as tests expect it: a batchtest.Col, written without
+// field names in the tables.
+type col batchtest.Col
+
+func cols(b *parse.Batch) []col {
+	var out []col
+	for _, c := range batchtest.Cols(b.Columns, b.Rows) {
+		out = append(out, col(c))
+	}
+	return out
+}
+
+// values returns every value of column name in batches.
+func values(batches []*parse.Batch, name string) []any {
+	var out []any
+	for _, b := range batches {
+		out = batchtest.Values(out, b.Columns, b.Rows, name)
+	}
+	return out
+}
+
 // applySpec runs the YAML spec over batches as one source.
-func applySpec(t *testing.T, spec string, funcs map[string]Func, batches ...*Batch) ([]*Batch, error) {
+func applySpec(t *testing.T, spec string, funcs map[string]Func, batches ...*parse.Batch) ([]*parse.Batch, error) {
 	t.Helper()
 	s, err := ParseSpec([]byte(spec), "yaml")
 	require.NoError(t, err)
-	prog, err := compile(s, funcs)
+	prog, err := Compile(s, funcs)
 	require.NoError(t, err)
-	r := prog.newRun(context.Background())
-	var out []*Batch
+	r := prog.NewRun(context.Background())
+	var out []*parse.Batch
 	for _, b := range batches {
-		nb, err := r.apply(b)
+		nb, err := r.Apply(b)
 		if err != nil {
 			return out, err
 		}
@@ -174,7 +203,7 @@ func TestSpecDedupeAcrossBatchesAndTypes(t *testing.T) {
 	require.NoError(t, err)
 	var kept []any
 	for _, b := range out {
-		kept = append(kept, values([]*Batch{b}, "v")...)
+		kept = append(kept, values([]*parse.Batch{b}, "v")...)
 	}
 	require.Equal(t, []any{int64(1), int64(2), int64(4)}, kept)
 
@@ -194,8 +223,7 @@ func TestSpecMissingColumns(t *testing.T) {
 		require.EqualError(t, err, `transform step 2 (select): no column "nmae" (the data has "a", "name"; list a column a source may lack under optional)`)
 	})
 	t.Run("json key seen before is null where absent", func(t *testing.T) {
-		batches, _, err := parseAll(t, []byte("{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"), ParseOptions{MaxBatchRows: 1})
-		require.NoError(t, err)
+		batches := csvBatches(t, "{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n", 1)
 		out, err := applySpec(t, "steps:\n- select: [b, a]\n- lower: [b]\n", nil, batches...)
 		require.NoError(t, err)
 		require.Equal(t, []any{"x", nil}, values(out, "b"))
@@ -231,14 +259,14 @@ func TestSpecFilterEdges(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []any{true, true}, values(out, "f"))
 
-	nan := &Batch{Rows: 2, Columns: []wire.Column{{Name: "x", Type: wire.TypeFloat, Floats: []float64{math.NaN(), 1}}}}
+	nan := &parse.Batch{Rows: 2, Columns: []wire.Column{{Name: "x", Type: wire.TypeFloat, Floats: []float64{math.NaN(), 1}}}}
 	out, err = applySpec(t, "steps:\n- filter: {column: x, op: '!=', value: 0}\n", nil, nan)
 	require.NoError(t, err)
 	require.Equal(t, []any{1.0}, values(out, "x"))
 }
 
 func TestSpecFunc(t *testing.T) {
-	double := func(_ context.Context, b *Batch) (*Batch, error) {
+	double := func(_ context.Context, b *parse.Batch) (*parse.Batch, error) {
 		for i := range b.Columns {
 			if c := &b.Columns[i]; c.Type == wire.TypeInt {
 				for r := range c.Ints {
@@ -248,11 +276,11 @@ func TestSpecFunc(t *testing.T) {
 		}
 		return b, nil
 	}
-	broken := func(_ context.Context, b *Batch) (*Batch, error) {
+	broken := func(_ context.Context, b *parse.Batch) (*parse.Batch, error) {
 		b.Rows++
 		return b, nil
 	}
-	failing := func(context.Context, *Batch) (*Batch, error) { return nil, errors.New("boom") }
+	failing := func(context.Context, *parse.Batch) (*parse.Batch, error) { return nil, errors.New("boom") }
 	funcs := map[string]Func{"double": double, "broken": broken, "failing": failing}
 
 	out, err := applySpec(t, "steps:\n- func: double\n- filter: {column: a, op: '>', value: 2}\n", funcs, csvBatches(t, "a\n1\n2\n", 10)...)
@@ -266,7 +294,7 @@ func TestSpecFunc(t *testing.T) {
 
 	s, err := ParseSpec([]byte("steps:\n- func: missing\n"), "yaml")
 	require.NoError(t, err, "funcs are checked when the stage starts")
-	_, err = compile(s, funcs)
+	_, err = Compile(s, funcs)
 	require.ErrorContains(t, err, `step 1 (func): no func "missing" registered in Config.Funcs`)
 }
 

@@ -1,4 +1,4 @@
-package transform
+package spec
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/parse"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -205,7 +206,7 @@ func toTimestamp(c *wire.Column, i int) (int64, bool) {
 	case wire.TypeTimestamp:
 		return c.Ints[i], true
 	case wire.TypeString:
-		return parseTimestamp(strings.TrimSpace(c.Strings[i]))
+		return parse.Timestamp(strings.TrimSpace(c.Strings[i]))
 	}
 	return 0, false
 }
@@ -277,14 +278,14 @@ func collapseSpace(s string) (string, bool) {
 }
 
 // deriveFunc computes a feature column from c.
-type deriveFunc func(r *run, c *wire.Column, rows int, as string) (wire.Column, error)
+type deriveFunc func(r *Run, c *wire.Column, rows int, as string) (wire.Column, error)
 
 type deriveOp struct {
 	col, as string
 	fn      deriveFunc
 }
 
-func (o *deriveOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *deriveOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	i, err := r.column(b, o.col, true)
 	if err != nil {
 		return nil, err
@@ -299,7 +300,7 @@ func (o *deriveOp) apply(r *run, b *Batch) (*Batch, error) {
 
 // deriveLog1p computes ln(1+x) of numbers; strings are parsed, and a value
 // that is not a number, or below -1, gives null.
-func deriveLog1p(_ *run, c *wire.Column, rows int, as string) (wire.Column, error) {
+func deriveLog1p(_ *Run, c *wire.Column, rows int, as string) (wire.Column, error) {
 	cb := newBuilder(as, wire.TypeFloat, rows)
 	out := cb.c.Floats
 	switch c.Type {
@@ -332,16 +333,16 @@ func deriveLog1p(_ *run, c *wire.Column, rows int, as string) (wire.Column, erro
 }
 
 // deriveTokens counts the white-space separated tokens of the value's text.
-func deriveTokens(r *run, c *wire.Column, rows int, as string) (wire.Column, error) {
+func deriveTokens(r *Run, c *wire.Column, rows int, as string) (wire.Column, error) {
 	return deriveInt(r, c, rows, as, countTokens)
 }
 
 // deriveLength counts the characters of the value's text.
-func deriveLength(r *run, c *wire.Column, rows int, as string) (wire.Column, error) {
+func deriveLength(r *Run, c *wire.Column, rows int, as string) (wire.Column, error) {
 	return deriveInt(r, c, rows, as, func(s string) int64 { return int64(utf8.RuneCountInString(s)) })
 }
 
-func deriveInt(r *run, c *wire.Column, rows int, as string, fn func(string) int64) (wire.Column, error) {
+func deriveInt(r *Run, c *wire.Column, rows int, as string, fn func(string) int64) (wire.Column, error) {
 	cb := newBuilder(as, wire.TypeInt, rows)
 	if c.Type == wire.TypeString {
 		for i, s := range c.Strings {
@@ -393,7 +394,7 @@ type hashBucketOp struct {
 	n       uint64
 }
 
-func (o *hashBucketOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *hashBucketOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	i, err := r.column(b, o.col, true)
 	if err != nil {
 		return nil, err
@@ -431,7 +432,7 @@ type oneHotOp struct {
 	index map[string]int
 }
 
-func (o *oneHotOp) apply(r *run, b *Batch) (*Batch, error) {
+func (o *oneHotOp) apply(r *Run, b *parse.Batch) (*parse.Batch, error) {
 	i, err := r.column(b, o.col, true)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"bufio"
@@ -121,8 +121,8 @@ func openInput(r io.Reader, opts ParseOptions) (*input, error) {
 	}
 
 	// The text encoding is decided on the first buffer of decoded input.
-	pre := bufio.NewReaderSize(dec, readBufSize)
-	head, err := pre.Peek(readBufSize)
+	pre := bufio.NewReaderSize(dec, ReadBufSize)
+	head, err := pre.Peek(ReadBufSize)
 	var text io.Reader = pre
 	in.encoding = detectEncoding(head, err == nil)
 	if bytes.HasPrefix(head, []byte(parquetMagic)) {
@@ -140,8 +140,8 @@ func openInput(r io.Reader, opts ParseOptions) (*input, error) {
 		text = transform.NewReader(pre, charmap.Windows1252.NewDecoder())
 	}
 
-	in.lim = &limitReader{r: text, max: maxLineBytes + readBufSize}
-	in.buf = bufio.NewReaderSize(in.lim, readBufSize)
+	in.lim = &limitReader{r: text, max: maxLineBytes + ReadBufSize}
+	in.buf = bufio.NewReaderSize(in.lim, ReadBufSize)
 	if bom, _ := in.buf.Peek(3); len(bom) == 3 && bom[0] == 0xEF && bom[1] == 0xBB && bom[2] == 0xBF {
 		_, _ = in.buf.Discard(3)
 		// All the limit reader has read is buffered: look again without
@@ -159,7 +159,7 @@ func openInput(r io.Reader, opts ParseOptions) (*input, error) {
 // decompress layers the decompressor the magic bytes of the input ask for,
 // with its limits, over a buffer of in.src.
 func (in *input) decompress(opts ParseOptions) (io.Reader, error) {
-	raw := bufio.NewReaderSize(in.src, readBufSize)
+	raw := bufio.NewReaderSize(in.src, ReadBufSize)
 	var dec io.Reader = raw
 	magic, _ := raw.Peek(4)
 	switch {
@@ -191,15 +191,15 @@ func (in *input) decompress(opts ParseOptions) (io.Reader, error) {
 	return dec, nil
 }
 
-// isCompressed reports whether magic, the first bytes of a body, start
+// IsCompressed reports whether magic, the first bytes of a body, start
 // gzip or zstd data.
-func isCompressed(magic []byte) bool { return isGzip(magic) || isZstd(magic) }
+func IsCompressed(magic []byte) bool { return isGzip(magic) || isZstd(magic) }
 
-// checkDecompression reads r to its end through the decompressor and its
+// CheckDecompression reads r to its end through the decompressor and its
 // limits and returns the error Parse would meet there, so that a
 // decompression bomb is refused before any of its records is published. It
 // checks ctx every few megabytes.
-func checkDecompression(ctx context.Context, r io.Reader, opts ParseOptions) error {
+func CheckDecompression(ctx context.Context, r io.Reader, opts ParseOptions) error {
 	if opts.MaxDecompressedBytes <= 0 {
 		opts.MaxDecompressedBytes = DefaultMaxDecompressedBytes
 	}
@@ -212,7 +212,7 @@ func checkDecompression(ctx context.Context, r io.Reader, opts ParseOptions) err
 		return err
 	}
 	defer in.close()
-	buf := make([]byte, readBufSize)
+	buf := make([]byte, ReadBufSize)
 	for i := 0; ; i++ {
 		if i%64 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -380,7 +380,7 @@ func (g *guardReader) failed() error {
 
 // limitReader fails once more than max bytes have been read since the last
 // reset. Resetting it after every record bounds a record to about
-// max - readBufSize bytes, as the buffer above it reads at most that far
+// max - ReadBufSize bytes, as the buffer above it reads at most that far
 // ahead. It also notes whether any byte read is not ASCII: until one is,
 // values need no UTF-8 check.
 type limitReader struct {

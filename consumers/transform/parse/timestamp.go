@@ -1,8 +1,8 @@
-package transform
+package parse
 
 import "time"
 
-// parseTimestamp parses s when it is an RFC 3339 / ISO 8601 date or
+// Timestamp parses s when it is an RFC 3339 / ISO 8601 date or
 // date-time and returns it in microseconds since the Unix epoch, UTC:
 //
 //	YYYY-MM-DD
@@ -12,7 +12,7 @@ import "time"
 // A fraction keeps at most 6 digits (microseconds); more are truncated. A
 // leap second (:60) is the first instant of the next minute. The year is
 // 0000 to 9999.
-func parseTimestamp(s string) (int64, bool) {
+func Timestamp(s string) (int64, bool) {
 	if len(s) < 10 || len(s) > 40 || s[4] != '-' || s[7] != '-' {
 		return 0, false
 	}

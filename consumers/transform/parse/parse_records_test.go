@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"context"
@@ -130,7 +130,7 @@ func TestParseRecordsPathGzip(t *testing.T) {
 
 // Whitespace, like a skipped value, may be longer than a record may be.
 func TestParseRecordsPathLongWhitespace(t *testing.T) {
-	ws := strings.Repeat(" ", maxLineBytes+readBufSize+1)
+	ws := strings.Repeat(" ", maxLineBytes+ReadBufSize+1)
 	input := "{" + ws + `"data":` + ws + `[` + ws + `{"id": 1}]` + ws + "}" + ws
 	batches, _, err := parseAll(t, []byte(input), ParseOptions{Records: "data"})
 	require.NoError(t, err)
@@ -140,7 +140,7 @@ func TestParseRecordsPathLongWhitespace(t *testing.T) {
 
 // A skipped value may be larger than a record may be: it streams past.
 func TestParseRecordsPathSkipsLargeValues(t *testing.T) {
-	blob := strings.Repeat("x", maxLineBytes+readBufSize+1)
+	blob := strings.Repeat("x", maxLineBytes+ReadBufSize+1)
 	input := `{"blob": "` + blob + `", "more": [` + strings.Repeat(`{"a": 1},`, 1<<20) + `{}], "data": [{"id": 1}], "tail": "` + blob + `"}`
 	batches, n, err := parseAll(t, []byte(input), ParseOptions{Records: "data"})
 	require.NoError(t, err)
@@ -333,7 +333,7 @@ func TestRecordsHint(t *testing.T) {
 		batches, _, err := parseAll(t, []byte(tt.body), ParseOptions{})
 		require.NoError(t, err)
 		require.Len(t, batches, 1)
-		require.Equal(t, tt.want, recordsHint(batches[0]), tt.body)
+		require.Equal(t, tt.want, RecordsHint(batches[0]), tt.body)
 	}
 }
 

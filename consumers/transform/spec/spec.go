@@ -1,4 +1,4 @@
-package transform
+package spec
 
 import (
 	"bytes"
@@ -211,7 +211,7 @@ func ParseSpec(data []byte, format string) (*Spec, error) {
 // comparison without a value, a bucket count or category list out of range.
 // It can not know the columns of the data, nor which funcs are registered.
 func (s *Spec) Validate() error {
-	_, err := compile(s, nil)
+	_, err := Compile(s, nil)
 	return err
 }
 
@@ -248,13 +248,13 @@ func (st *Step) op() (string, error) {
 	}
 }
 
-// compile checks s and turns it into a program; funcs, when not nil, must
+// Compile checks s and turns it into a Program; funcs, when not nil, must
 // hold every func a step calls.
-func compile(s *Spec, funcs map[string]Func) (*program, error) {
+func Compile(s *Spec, funcs map[string]Func) (*Program, error) {
 	if s == nil {
 		return nil, errors.New("no spec")
 	}
-	prog := &program{optional: map[string]bool{}}
+	prog := &Program{optional: map[string]bool{}}
 	for _, name := range s.Optional {
 		if err := checkName(name); err != nil {
 			return nil, fmt.Errorf("optional: %w", err)

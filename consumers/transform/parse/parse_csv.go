@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"encoding/csv"

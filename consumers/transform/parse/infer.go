@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"strconv"
@@ -142,7 +142,7 @@ func (c *column) addText(s string, ascii bool) {
 		c.canBool = false
 	}
 	if c.canTime {
-		if us, ok := parseTimestamp(s); ok {
+		if us, ok := Timestamp(s); ok {
 			c.times = append(c.times, us)
 			c.raw = append(c.raw, s)
 			return
@@ -178,7 +178,7 @@ func (c *column) addJSON(k jsonKind, text string, iv int64) {
 	if c.canTime {
 		us, ok := int64(0), false
 		if k == kindString {
-			us, ok = parseTimestamp(text)
+			us, ok = Timestamp(text)
 		}
 		if ok {
 			c.times = append(c.times, us)

@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"bufio"
@@ -472,7 +472,7 @@ func (s *arrayScanner) element() (string, byte, error) {
 // the text: the row parser finds it malformed. what names the text in errors.
 func (s *arrayScanner) until(ends, what string) (string, byte, error) {
 	s.elem = s.elem[:0]
-	if cap(s.elem) > 2*readBufSize {
+	if cap(s.elem) > 2*ReadBufSize {
 		s.elem = nil // do not keep one huge element's buffer for good
 	}
 	s.scan = jsonScan{closing: s.scan.closing[:0]}
@@ -511,11 +511,11 @@ func (s *arrayScanner) finish(buf []byte, i int, end byte) (string, byte, error)
 	return text, end, nil
 }
 
-// recordsHint returns the records path a source most likely wants when its
+// RecordsHint returns the records path a source most likely wants when its
 // whole body was read as one record (b's only row): the first column, or
 // key of a column one level down, that holds an array of objects. It
 // returns "" when there is none, or b holds more than one row.
-func recordsHint(b *Batch) string {
+func RecordsHint(b *Batch) string {
 	if b.Rows != 1 {
 		return ""
 	}

@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"github.com/trainfeed/trainfeed/internal/wire"
@@ -104,7 +104,7 @@ func (p *jsonlParser) readLine() ([]byte, error) {
 	if err != bufio.ErrBufferFull {
 		return frag, err
 	}
-	if cap(p.long) > 2*readBufSize {
+	if cap(p.long) > 2*ReadBufSize {
 		p.long = nil // do not keep one huge line's buffer for good
 	}
 	p.long = append(p.long[:0], frag...)

@@ -1,4 +1,4 @@
-package transform
+package parse
 
 import (
 	"bufio"
@@ -35,7 +35,7 @@ const (
 	// one array element (JSON), so that a body without newlines can not
 	// make the parser hold all of it.
 	maxLineBytes = 16 << 20
-	readBufSize  = 64 << 10
+	ReadBufSize  = 64 << 10
 	sniffBytes   = 4 << 10
 	// maxListedSkips bounds the skipped rows Parse lists in its batches.
 	maxListedSkips = 100
@@ -153,7 +153,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // no leading zeros, so "007" is a string), float when they all are numbers
 // (in CSV, decimal ones: no NaN, Inf, hex or '_'), bool when they all are
 // booleans (in CSV, "true" or "false" in any case), timestamp when they all
-// are RFC 3339 / ISO 8601 dates or date-times (see parseTimestamp), and
+// are RFC 3339 / ISO 8601 dates or date-times (see Timestamp), and
 // string otherwise, a JSON number or boolean then keeping its JSON text. A
 // column of nulls only is a string column. Nulls is set only on a column
 // with a null.
@@ -226,7 +226,7 @@ func Parse(ctx context.Context, r io.Reader, opts ParseOptions, emit func(*Batch
 	}
 	stream := false // JSON objects spread over lines
 	if format == FormatJSONL {
-		head, _ := in.buf.Peek(readBufSize)
+		head, _ := in.buf.Peek(ReadBufSize)
 		stream = !isJSONLines(head)
 	}
 	switch format {
