@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/trainfeed/trainfeed/internal/natsconn"
+	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
@@ -146,7 +147,7 @@ a user that may, then start the members with --ensure-topology=false.`,
 // topologyStreams names every stream setup creates, buckets included.
 var topologyStreams = []string{
 	topology.StreamSources, topology.StreamFetched, topology.StreamRecords, topology.StreamChunks, topology.StreamDLQ,
-	"OBJ_" + topology.BucketBodies, "OBJ_" + topology.BucketChunks, "KV_" + topology.BucketManifest, "KV_" + topology.BucketCache,
+	objects.StreamName(topology.BucketBodies), objects.StreamName(topology.BucketChunks), "KV_" + topology.BucketManifest, "KV_" + topology.BucketCache,
 }
 
 // stageCmd is what every stage command shares: the connection, the topology

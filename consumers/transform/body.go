@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/trainfeed/trainfeed/internal/objects"
 )
 
 // bodyPull is how many chunks (128 KiB each by default) of a body the
@@ -59,8 +60,8 @@ func (h *Handler) openBody(ctx context.Context, name string) (io.ReadCloser, err
 	if err != nil {
 		return nil, fmt.Errorf("body %s: %w", name, err)
 	}
-	stream := "OBJ_" + info.Bucket
-	subject := "$O." + info.Bucket + ".C." + info.NUID
+	stream := objects.StreamName(info.Bucket)
+	subject := objects.ChunkSubject(info.Bucket, info.NUID)
 	r := &bodyReader{ctx: ctx, size: info.Size, want: want, sum: sha256.New()}
 	if info.Chunks <= directChunks {
 		s, err := h.stream(ctx, stream)

@@ -34,7 +34,7 @@ type Store struct {
 
 // Open returns the Store of bucket, which must exist.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string) (*Store, error) {
-	s, err := js.Stream(ctx, "OBJ_"+bucket)
+	s, err := js.Stream(ctx, StreamName(bucket))
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", bucket, err)
 	}
@@ -121,7 +121,7 @@ func (s *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Read
 		return err
 	}
 	id := nuid.Next()
-	chunkSubject := "$O." + s.bucket + ".C." + id
+	chunkSubject := ChunkSubject(s.bucket, id)
 	var acks []jetstream.PubAckFuture
 	answered := 0 // acks[:answered] are received: their channels are spent
 	fail := func(err error) error {
@@ -178,7 +178,7 @@ func (s *Store) PutNew(ctx context.Context, meta jetstream.ObjectMeta, r io.Read
 	if err != nil {
 		return fail(err)
 	}
-	m := &nats.Msg{Subject: "$O." + s.bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name)), Data: data, Header: nats.Header{}}
+	m := &nats.Msg{Subject: MetaSubject(s.bucket, meta.Name), Data: data, Header: nats.Header{}}
 	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
 		return fail(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/trainfeed/trainfeed/internal/objects"
 )
 
 // Streams, consumers, buckets and subjects. A subject ends with the dataset
@@ -345,7 +346,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	}
 	t.Bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketBodies, Description: "fetched bodies, content-addressed by sha256",
-		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "OBJ_"+BucketBodies, cfg.Replicas), TTL: 7 * 24 * time.Hour,
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, objects.StreamName(BucketBodies), cfg.Replicas), TTL: 7 * 24 * time.Hour,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", BucketBodies, err)
@@ -359,7 +360,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	}
 	t.Chunks, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketChunks, Description: "committed chunk files, <dataset>/<file>",
-		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, "OBJ_"+BucketChunks, cfg.Replicas),
+		Storage: cfg.Storage, Replicas: keepReplicas(ctx, js, objects.StreamName(BucketChunks), cfg.Replicas),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", BucketChunks, err)
