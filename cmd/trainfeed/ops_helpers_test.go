@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
+	"github.com/trainfeed/trainfeed/internal/proctest"
 )
 
 // opsAddr returns a free loopback host:port.
@@ -34,29 +34,10 @@ func opsAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// lockedBuffer is a bytes.Buffer safe to write from a process's output
-// copier while a test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serveProc is a running `trainfeed serve`.
 type serveProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *proctest.Buffer
 	http   string // host:port
 	nats   string // nats://host:port
 	done   chan struct{}
@@ -68,7 +49,7 @@ type serveProc struct {
 // ends if it is still running.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{stderr: &lockedBuffer{}, http: opsAddr(t), done: make(chan struct{})}
+	p := &serveProc{stderr: &proctest.Buffer{}, http: opsAddr(t), done: make(chan struct{})}
 	args = append([]string{"serve", "--http", p.http, "--allow-private"}, args...)
 	external := false
 	for i, a := range args {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,33 +15,16 @@ import (
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
+	"github.com/trainfeed/trainfeed/internal/proctest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
-
-// syncBuffer collects a process's output while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // stageProc is a trainfeed process started by a test: a stage member or a
 // one-shot command.
 type stageProc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout and stderr
+	out  *proctest.Buffer // stdout and stderr
 	done chan struct{}
 	err  error
 }
@@ -53,7 +34,7 @@ type stageProc struct {
 // printed if the test failed.
 func startProc(t *testing.T, name string, env []string, args ...string) *stageProc {
 	t.Helper()
-	p := &stageProc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &stageProc{name: name, out: &proctest.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

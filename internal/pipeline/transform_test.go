@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -25,30 +24,20 @@ import (
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
+	"github.com/trainfeed/trainfeed/internal/proctest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 	"github.com/trainfeed/trainfeed/producers"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type syncBuffer struct{ proctest.Buffer }
 
 // records returns the JSON log records with message msg.
 func (b *syncBuffer) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(b.String(), "\n") {
 		if line == "" {
 			continue
 		}
