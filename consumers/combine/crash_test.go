@@ -291,6 +291,18 @@ func TestCrashWhileRewriting(t *testing.T) {
 	m, err := dataset.ReadManifest(out, "ds")
 	require.NoError(t, err)
 	require.Equal(t, []wire.Field{{Name: "id", Type: wire.TypeString}}, m.Schema)
+	seen := checkStringIDs(t, out, m, chunk.JSONL, sources*rows+2)
+	require.Equal(t, 1, seen["00007"])
+	require.Equal(t, 1, seen["599"])
+}
+
+// checkStringIDs checks a dataset whose one column, id, is a string: the
+// chunks in seq order, each file as its entry says, every id once, and no
+// file in the folder the manifest does not list. It returns how often
+// each id is there (once).
+func checkStringIDs(t *testing.T, out string, m *dataset.Manifest, f chunk.Format, want int) map[string]int {
+	t.Helper()
+	schema := []wire.Field{{Name: "id", Type: wire.TypeString}}
 	listed := map[string]bool{dataset.ManifestFile: true}
 	seen := map[string]int{}
 	for i, ch := range m.Chunks {
@@ -301,22 +313,21 @@ func TestCrashWhileRewriting(t *testing.T) {
 		require.NoError(t, err)
 		sum := sha256.Sum256(data)
 		require.Equal(t, ch.SHA256, hex.EncodeToString(sum[:]), "chunk %d", ch.Seq)
-		b, err := chunk.ReadFile(path, chunk.JSONL, m.Schema)
+		b, err := chunk.ReadFile(path, f, schema)
 		require.NoError(t, err)
 		require.EqualValues(t, ch.Records, b.Rows)
 		for _, id := range b.Columns[0].Strings {
 			seen[id]++
 		}
 	}
-	require.Len(t, seen, sources*rows+2)
+	require.Len(t, seen, want)
 	for id, n := range seen {
 		require.Equal(t, 1, n, "record %s", id)
 	}
-	require.Equal(t, 1, seen["00007"])
-	require.Equal(t, 1, seen["599"])
 	files, err := os.ReadDir(filepath.Join(out, "ds"))
 	require.NoError(t, err)
-	for _, f := range files {
-		require.True(t, listed[f.Name()], "%s is not in the manifest", f.Name())
+	for _, e := range files {
+		require.True(t, listed[e.Name()], "%s in %s is not in the manifest", e.Name(), out)
 	}
+	return seen
 }

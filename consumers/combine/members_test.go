@@ -3,8 +3,6 @@ package combine
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,6 +18,29 @@ import (
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
+// startMembers runs a combine member (and its runner) per folder of outs,
+// writing chunks of format, until the returned stop is called.
+func startMembers(t *testing.T, js jetstream.JetStream, topo *topology.Topology, outs []string, format chunk.Format) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	for _, out := range outs {
+		cfg := DefaultConfig()
+		cfg.Out, cfg.Format, cfg.ChunkRecords, cfg.Idle = out, format, 300, 100*time.Millisecond
+		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
+		require.NoError(t, err)
+		r, err := runner.New(js, topo.Combine, runner.HandlerFunc(c.Handle), runner.Config{Stage: "combine", Workers: 64})
+		require.NoError(t, err)
+		g.Go(func() error { return c.Run(gctx) })
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	t.Cleanup(cancel)
+	return func() error {
+		cancel()
+		return g.Wait()
+	}
+}
+
 // Two combine members in one consumer group, each with its own folder: no
 // record lost or duplicated, and each folder is a full copy of the dataset.
 func TestTwoMembersOneDataset(t *testing.T) {
@@ -30,26 +51,14 @@ func TestTwoMembersOneDataset(t *testing.T) {
 	require.NoError(t, err)
 
 	outs := []string{t.TempDir(), t.TempDir()}
-	runCtx, stop := context.WithCancel(ctx)
-	g, gctx := errgroup.WithContext(runCtx)
-	for _, out := range outs {
-		cfg := DefaultConfig()
-		cfg.Out, cfg.Format, cfg.ChunkRecords, cfg.Idle = out, chunk.JSONL, 300, 100*time.Millisecond
-		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
-		require.NoError(t, err)
-		r, err := runner.New(js, topo.Combine, runner.HandlerFunc(c.Handle), runner.Config{Stage: "combine", Workers: 64})
-		require.NoError(t, err)
-		g.Go(func() error { return c.Run(gctx) })
-		g.Go(func() error { return r.Run(gctx) })
-	}
+	stop := startMembers(t, js, topo, outs, chunk.JSONL)
 	const sources, rows = 60, 50
 	publishBatches(t, js, sources, rows)
 	require.Eventually(t, func() bool {
 		info, err := topo.Combine.Info(ctx)
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	}, 30*time.Second, 50*time.Millisecond)
-	stop()
-	require.NoError(t, g.Wait())
+	require.NoError(t, stop())
 
 	// The last commit of each member wrote its manifest; bring both up to date
 	// the way a restart would, then check each folder.
@@ -78,18 +87,7 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 	require.NoError(t, err)
 
 	outs := []string{t.TempDir(), t.TempDir()}
-	runCtx, stop := context.WithCancel(ctx)
-	g, gctx := errgroup.WithContext(runCtx)
-	for _, out := range outs {
-		cfg := DefaultConfig()
-		cfg.Out, cfg.Format, cfg.ChunkRecords, cfg.Idle = out, chunk.Parquet, 300, 100*time.Millisecond
-		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
-		require.NoError(t, err)
-		r, err := runner.New(js, topo.Combine, runner.HandlerFunc(c.Handle), runner.Config{Stage: "combine", Workers: 64})
-		require.NoError(t, err)
-		g.Go(func() error { return c.Run(gctx) })
-		g.Go(func() error { return r.Run(gctx) })
-	}
+	stop := startMembers(t, js, topo, outs, chunk.Parquet)
 	const sources, rows = 30, 50
 	drained := func() bool {
 		info, err := topo.Combine.Info(ctx)
@@ -110,8 +108,7 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 		m, err := dataset.ReadManifest(outs[0], "ds")
 		return err == nil && m.Records == sources*rows+20 && drained()
 	}, 30*time.Second, 50*time.Millisecond)
-	stop()
-	require.NoError(t, g.Wait())
+	require.NoError(t, stop())
 
 	want := []wire.Field{{Name: "id", Type: wire.TypeString}}
 	for _, out := range outs {
@@ -127,27 +124,11 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 		m, err := dataset.ReadManifest(out, "ds")
 		require.NoError(t, err)
 		require.Equal(t, want, m.Schema)
-		seen := map[string]int{}
-		listed := map[string]bool{dataset.ManifestFile: true}
 		for _, ch := range m.Chunks {
 			require.Equal(t, want, m.SchemaOf(ch), "chunk %d", ch.Seq)
-			listed[ch.File] = true
-			b, err := chunk.ReadFile(filepath.Join(out, "ds", ch.File), chunk.Parquet, want)
-			require.NoError(t, err)
-			for _, id := range b.Columns[0].Strings {
-				seen[id]++
-			}
 		}
-		require.Len(t, seen, sources*rows+20)
-		for id, n := range seen {
-			require.Equal(t, 1, n, "record %s", id)
-		}
+		seen := checkStringIDs(t, out, m, chunk.Parquet, sources*rows+20)
 		require.Equal(t, 1, seen["07"])
 		require.Equal(t, 1, seen["7"])
-		files, err := os.ReadDir(filepath.Join(out, "ds"))
-		require.NoError(t, err)
-		for _, f := range files {
-			require.True(t, listed[f.Name()], "%s in %s is not in the manifest", f.Name(), out)
-		}
 	}
 }
