@@ -9,13 +9,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/trainfeed/trainfeed/consumers/follow"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
 func followCmd() *cobra.Command {
-	var cfg follow.Config
+	var cfg dataset.FollowConfig
 	var conn *natsconn.Options
 	cmd := &cobra.Command{
 		Use:   "follow --nats URL --dataset NAME --out DIR",
@@ -57,7 +57,7 @@ interrupted.`,
 				case <-time.After(250 * time.Millisecond):
 				}
 			}
-			f, err := follow.New(js, kv, store, cfg)
+			f, err := dataset.NewFollower(js, kv, store, cfg)
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,9 @@
 // Package dataset is what a trainfeed dataset is on disk: a folder of
 // chunk files, each named by its commit sequence and content, and the
 // manifest.json that lists them with the dataset's schema and its
-// versions. The combine stage writes datasets with it; trainfeed follow,
-// the tests and any reader read them with it.
+// versions. The combine stage writes datasets with it; its Follower (trainfeed
+// follow) mirrors one through NATS; the tests and any reader read them
+// with it.
 package dataset
 
 import (

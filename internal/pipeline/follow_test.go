@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
-	"github.com/trainfeed/trainfeed/consumers/follow"
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/natstest"
 	"github.com/trainfeed/trainfeed/internal/runner"
@@ -52,7 +51,7 @@ func TestFollowReplacesRewrittenChunks(t *testing.T) {
 	defer cancel()
 	combined := make(chan error, 1)
 	go func() { combined <- c.Run(ctx) }()
-	f, err := follow.New(js, topo.Manifest, topo.Chunks, follow.Config{Dataset: "ds", Out: mirror})
+	f, err := dataset.NewFollower(js, topo.Manifest, topo.Chunks, dataset.FollowConfig{Dataset: "ds", Out: mirror})
 	require.NoError(t, err)
 	followed := make(chan error, 1)
 	go func() { followed <- f.Run(ctx) }()
@@ -146,7 +145,7 @@ func TestFollowStartsAfterRewrites(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen []uint64
-	f, err := follow.New(js, topo.Manifest, topo.Chunks, follow.Config{Dataset: "ds", Out: mirror, OnChunk: func(ch *wire.Chunk) {
+	f, err := dataset.NewFollower(js, topo.Manifest, topo.Chunks, dataset.FollowConfig{Dataset: "ds", Out: mirror, OnChunk: func(ch *wire.Chunk) {
 		mu.Lock()
 		seen = append(seen, ch.Seq)
 		mu.Unlock()

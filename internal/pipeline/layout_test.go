@@ -150,7 +150,7 @@ func TestImportRules(t *testing.T) {
 		{"bench", "consumers/combine", false, true},
 		{"internal/pipeline", "consumers/combine", false, true},
 		{"consumers/combine", "internal/dataset", false, true},
-		{"consumers/follow", "consumers/combine", false, false},
+		{"consumers/fetch", "consumers/combine", false, false},
 		{"consumers/transform", "consumers/transform/parse", false, true},
 		{"consumers/combine", "consumers/transform/parse", false, false},
 		{"internal/dataset", "consumers/combine", false, false},

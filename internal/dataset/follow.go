@@ -1,8 +1,4 @@
-// Package follow is the trainer's side of trainfeed: it mirrors a dataset's
-// committed chunks and its manifest into a local folder as they are
-// committed, through NATS alone, verifying every chunk's sha256. It resumes
-// where its folder's manifest stops.
-package follow
+package dataset
 
 import (
 	"context"
@@ -16,13 +12,18 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/topology"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
-// Config says what to follow and where to put it.
-type Config struct {
+// A Follower is the trainer's side of trainfeed: it mirrors a dataset's
+// committed chunks and its manifest into a local folder as they are
+// committed, through NATS alone, verifying every chunk's sha256, and
+// replaces the chunks a widening rewrote. It resumes where its folder's
+// manifest stops.
+
+// FollowConfig says what a Follower follows and where it puts it.
+type FollowConfig struct {
 	// Dataset to follow.
 	Dataset string
 	// Out is the folder; the dataset goes to Out/<dataset>/ like combine's output.
@@ -39,7 +40,7 @@ type Config struct {
 }
 
 // Validate reports settings that cannot work.
-func (c Config) Validate() error {
+func (c FollowConfig) Validate() error {
 	if !wire.ValidDataset(c.Dataset) {
 		return fmt.Errorf("follow: invalid dataset name %q", c.Dataset)
 	}
@@ -49,16 +50,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Follower mirrors one dataset.
+// Follower mirrors one
 type Follower struct {
 	js       jetstream.JetStream
 	manifest jetstream.KeyValue
 	chunks   jetstream.ObjectStore
-	cfg      Config
+	cfg      FollowConfig
 }
 
-// New returns a follower; it starts nothing.
-func New(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.ObjectStore, cfg Config) (*Follower, error) {
+// NewFollower returns a follower; it starts nothing.
+func NewFollower(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.ObjectStore, cfg FollowConfig) (*Follower, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -71,9 +72,9 @@ func New(js jetstream.JetStream, manifest jetstream.KeyValue, chunks jetstream.O
 // Run mirrors chunks as their events arrive until ctx ends, and then
 // returns nil.
 func (f *Follower) Run(ctx context.Context) error {
-	m, err := dataset.ReadManifest(f.cfg.Out, f.cfg.Dataset)
+	m, err := ReadManifest(f.cfg.Out, f.cfg.Dataset)
 	if errors.Is(err, os.ErrNotExist) {
-		m = dataset.NewManifest(f.cfg.Dataset)
+		m = NewManifest(f.cfg.Dataset)
 	} else if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func (f *Follower) entry(ctx context.Context, seq uint64) (*wire.Chunk, error) {
 }
 
 // add downloads a chunk into place, then lists it in the manifest.
-func (f *Follower) add(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk) error {
+func (f *Follower) add(ctx context.Context, m *Manifest, ch *wire.Chunk) error {
 	if ch.Records == 0 {
 		return nil
 	}
@@ -182,7 +183,7 @@ func (f *Follower) add(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk)
 		return err
 	}
 	m.Add(ch)
-	if err := dataset.WriteManifest(f.cfg.Out, m); err != nil {
+	if err := WriteManifest(f.cfg.Out, m); err != nil {
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
 	}
 	f.cfg.Logger.Info("chunk", "dataset", ch.Dataset, "seq", ch.Seq, "records", ch.Records, "file", ch.File)
@@ -194,7 +195,7 @@ func (f *Follower) add(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk)
 
 // replace puts a rewritten chunk in the place of the file the folder has
 // for its seq, lists it, and then removes the replaced file.
-func (f *Follower) replace(ctx context.Context, m *dataset.Manifest, ch *wire.Chunk) error {
+func (f *Follower) replace(ctx context.Context, m *Manifest, ch *wire.Chunk) error {
 	i := slices.IndexFunc(m.Chunks, func(e *wire.Chunk) bool { return e.Seq == ch.Seq })
 	if i < 0 || m.Chunks[i].SHA256 == ch.SHA256 || ch.Records == 0 {
 		return nil // not listed here, or this rewrite is in place already
@@ -204,7 +205,7 @@ func (f *Follower) replace(ctx context.Context, m *dataset.Manifest, ch *wire.Ch
 		return err
 	}
 	m.Replace(ch)
-	if err := dataset.WriteManifest(f.cfg.Out, m); err != nil {
+	if err := WriteManifest(f.cfg.Out, m); err != nil {
 		return fmt.Errorf("follow %s: %w", f.cfg.Dataset, err)
 	}
 	if old != ch.File {
@@ -227,7 +228,7 @@ func (f *Follower) download(ctx context.Context, ch *wire.Chunk) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := dataset.DownloadChunk(ctx, f.chunks, ch, filepath.Join(dir, ch.File)); err != nil {
+	if err := DownloadChunk(ctx, f.chunks, ch, filepath.Join(dir, ch.File)); err != nil {
 		return fmt.Errorf("follow %s: %w", ch.Dataset, err)
 	}
 	return nil
