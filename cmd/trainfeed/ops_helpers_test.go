@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,11 +35,9 @@ func opsAddr(t *testing.T) string {
 
 // serveProc is a running `trainfeed serve`.
 type serveProc struct {
-	cmd    *exec.Cmd
-	stderr *proctest.Buffer
-	http   string // host:port
-	nats   string // nats://host:port
-	done   chan struct{}
+	*proctest.Proc
+	http string // host:port
+	nats string // nats://host:port
 }
 
 // startServe starts `trainfeed serve` with args plus --http on a free port
@@ -49,7 +46,7 @@ type serveProc struct {
 // ends if it is still running.
 func startServe(t *testing.T, args ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{stderr: &proctest.Buffer{}, http: opsAddr(t), done: make(chan struct{})}
+	p := &serveProc{http: opsAddr(t)}
 	args = append([]string{"serve", "--http", p.http, "--allow-private"}, args...)
 	external := false
 	for i, a := range args {
@@ -62,22 +59,11 @@ func startServe(t *testing.T, args ...string) *serveProc {
 		p.nats = "nats://" + addr
 		args = append(args, "--listen", addr)
 	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stderr = io.MultiWriter(p.stderr, os.Stderr)
-	require.NoError(t, p.cmd.Start())
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p.Proc = proctest.Start(t, "serve", exec.Command(bin, args...), os.Stderr)
 	require.Eventually(t, func() bool {
 		select {
-		case <-p.done:
-			t.Fatalf("serve exited early: %s", p.stderr.String())
+		case <-p.Done():
+			t.Fatalf("serve exited early: %s", p.Output())
 		default:
 		}
 		resp, err := http.Get("http://" + p.http + "/healthz")
@@ -93,14 +79,10 @@ func startServe(t *testing.T, args ...string) *serveProc {
 // stop sends SIGTERM and waits for a clean exit.
 func (p *serveProc) stop(t *testing.T, within time.Duration) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("serve did not stop within %s after SIGTERM", within)
-	}
-	require.Equal(t, 0, p.cmd.ProcessState.ExitCode(), "serve exit code; stderr:\n%s", p.stderr.String())
-	require.Contains(t, p.stderr.String(), "trainfeed serve: stopped")
+	code := p.Stop(within)
+	require.NotEqual(t, -1, code, "serve did not stop within %s after SIGTERM", within)
+	require.Equal(t, 0, code, "serve exit code; output:\n%s", p.Output())
+	require.Contains(t, p.Output(), "trainfeed serve: stopped")
 }
 
 // postSources POSTs body to serve's /v1/sources.

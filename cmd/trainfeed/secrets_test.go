@@ -61,13 +61,13 @@ func TestSecretsNeverLogged(t *testing.T) {
 			args := append([]string{"--log-level", "debug", "--log-format", "json", "fetch"}, tc.args...)
 			p := startProc(t, "fetch", tc.env, args...)
 			if tc.joins {
-				p.waitOutput(t, "member of consumer", 20*time.Second)
-				assert.Equal(t, 0, p.stop(10*time.Second))
+				p.WaitOutput(t, "member of consumer", 20*time.Second)
+				assert.Equal(t, 0, p.Stop(10*time.Second))
 			} else {
-				assert.Equal(t, 2, p.wait(30*time.Second))
-				assert.Contains(t, p.out.String(), "cannot reach")
+				assert.Equal(t, 2, p.Wait(30*time.Second))
+				assert.Contains(t, p.Output(), "cannot reach")
 			}
-			out := p.out.String()
+			out := p.Output()
 			for _, s := range tc.secrets {
 				assert.NotContains(t, out, s, "the secret is in the output:\n%s", out)
 			}
@@ -90,12 +90,12 @@ func TestSecretsNotLoggedOnReconnect(t *testing.T) {
 	}
 	ns := start()
 	m := startProc(t, "fetch", nil, "--log-level", "debug", "fetch", "--nats", "nats://"+token+"@"+port)
-	m.waitOutput(t, "member of consumer", 20*time.Second)
+	m.WaitOutput(t, "member of consumer", 20*time.Second)
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	start()
-	m.waitOutput(t, "nats reconnected", 20*time.Second)
-	assert.Equal(t, 0, m.stop(10*time.Second))
-	assert.NotContains(t, m.out.String(), token)
-	assert.Contains(t, m.out.String(), "REDACTED")
+	m.WaitOutput(t, "nats reconnected", 20*time.Second)
+	assert.Equal(t, 0, m.Stop(10*time.Second))
+	assert.NotContains(t, m.Output(), token)
+	assert.Contains(t, m.Output(), "REDACTED")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/datasettest"
 	"github.com/trainfeed/trainfeed/internal/natstest"
+	"github.com/trainfeed/trainfeed/internal/proctest"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
@@ -72,25 +73,25 @@ func TestSecurityDocAccount(t *testing.T) {
 
 	// A member may start first: it waits for the topology.
 	fetch := startProc(t, "fetch", as("fetch"), "fetch", "--nats", url, "--ensure-topology=false", "--allow-private")
-	fetch.waitOutput(t, "waiting for the topology", 10*time.Second)
+	fetch.WaitOutput(t, "waiting for the topology", 10*time.Second)
 	setup := startProc(t, "setup", as("admin"), "setup", "--nats", url)
-	require.Equal(t, 0, setup.wait(30*time.Second), setup.out.String())
-	members := []*stageProc{
+	require.Equal(t, 0, setup.Wait(30*time.Second), setup.Output())
+	members := []*proctest.Proc{
 		fetch,
 		startProc(t, "transform", as("transform"), "transform", "--nats", url, "--ensure-topology=false"),
 		startProc(t, "combine", as("combine"), "combine", "--nats", url, "--ensure-topology=false", "--out", out, "--max-age", "200ms"),
 	}
 	for _, m := range members {
-		m.waitOutput(t, "member of consumer", 20*time.Second)
+		m.WaitOutput(t, "member of consumer", 20*time.Second)
 	}
 	pub := startProc(t, "publish", as("publisher"), "publish", "--nats", url, "--dataset", "ds", "--sources", sources)
-	require.Equal(t, 0, pub.wait(30*time.Second), pub.out.String())
+	require.Equal(t, 0, pub.Wait(30*time.Second), pub.Output())
 	// A body over 1 MiB, which transform streams through an ordered
 	// consumer instead of reading it with direct gets.
 	const bigRows = 60_000
 	big := startProc(t, "publish-big", as("publisher"), "publish", "--nats", url, "--dataset", "big",
 		"--sources", csvSources(t, 1, bigRows, func(int) time.Duration { return 0 }))
-	require.Equal(t, 0, big.wait(30*time.Second), big.out.String())
+	require.Equal(t, 0, big.Wait(30*time.Second), big.Output())
 	for ds, want := range map[string]int64{"ds": n * rows, "big": bigRows} {
 		require.Eventually(t, func() bool {
 			m, err := dataset.ReadManifest(out, ds)
@@ -111,15 +112,15 @@ func TestSecurityDocAccount(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Join(out2, ds), 0o755))
 	}
 	combine2 := startProc(t, "combine-2", as("combine"), "combine", "--nats", url, "--ensure-topology=false", "--out", out2)
-	combine2.waitOutput(t, "member of consumer", 20*time.Second)
+	combine2.WaitOutput(t, "member of consumer", 20*time.Second)
 	require.Eventually(t, func() bool {
 		m, err := dataset.ReadManifest(out2, "ds")
 		return err == nil && m.Records == n*rows
 	}, 30*time.Second, 50*time.Millisecond, "the second combine member did not mirror the dataset")
 
 	for _, m := range append(members, combine2, setup, pub, big) {
-		m.stop(10 * time.Second)
-		assert.NotContains(t, strings.ToLower(m.out.String()), "permissions violation", m.name)
+		m.Stop(10 * time.Second)
+		assert.NotContains(t, strings.ToLower(m.Output()), "permissions violation", m.Name)
 	}
 
 	t.Run("combine sweeps chunk objects", func(t *testing.T) {

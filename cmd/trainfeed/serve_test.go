@@ -251,9 +251,8 @@ func TestServePostSourcesBadInput(t *testing.T) {
 	resp, body := p.postSources(t, `{"url": "http://x/a.csv", "id": "a"}`)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
 	require.Equal(t, "a", body["sources"].([]any)[0].(map[string]any)["id"])
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
-	<-p.done
-	require.Equal(t, 0, p.cmd.ProcessState.ExitCode())
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, 0, p.Wait(30*time.Second))
 }
 
 // serve --stages none is an HTTP front door only: sources posted to it are
@@ -264,7 +263,7 @@ func TestServeStagesNone(t *testing.T) {
 	out := t.TempDir()
 	workers := startServe(t, "--out", out, "--format", "jsonl", "--max-age", "200ms")
 	api := startServe(t, "--nats", workers.nats, "--out", t.TempDir(), "--stages", "none")
-	require.Contains(t, api.stderr.String(), "stages []")
+	require.Contains(t, api.Output(), "stages []")
 	resp, body := api.postSources(t, src.jsonSources(0, n))
 	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
 	waitRecords(t, out, "default", n*rows, 20*time.Second)
