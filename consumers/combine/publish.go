@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/runner"
@@ -193,10 +191,7 @@ func (c *Combiner) announce(ctx context.Context, ch *wire.Chunk) {
 	if err == nil {
 		id := wire.ChunkMsgID(ch.Dataset, ch.Seq)
 		err = runner.Retry(ctx, announceRetry, nil, func() error {
-			rctx, cancel := request(ctx)
-			defer cancel()
-			_, err := c.js.Publish(rctx, subjectOf(ch.Dataset), data, jetstream.WithMsgID(id))
-			return err
+			return runner.Publish(ctx, c.js, subjectOf(ch.Dataset), data, id, requestTimeout, nil)
 		})
 	}
 	if err != nil {

@@ -340,11 +340,8 @@ func (c *Combiner) announceRewrites(ctx context.Context, ds *set) {
 		data, err := wire.Encode(ch)
 		if err == nil {
 			err = runner.Retry(ctx, announceRetry, nil, func() error {
-				rctx, cancel := request(ctx)
-				defer cancel()
-				_, err := c.js.Publish(rctx, topology.RewriteSubject(ch.Dataset), data,
-					jetstream.WithMsgID(wire.RewriteMsgID(ch.Dataset, ch.Seq, ch.SHA256)))
-				return err
+				return runner.Publish(ctx, c.js, topology.RewriteSubject(ch.Dataset), data,
+					wire.RewriteMsgID(ch.Dataset, ch.Seq, ch.SHA256), requestTimeout, nil)
 			})
 		}
 		if err != nil {

@@ -184,12 +184,7 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 	subject := topology.Subject(topology.SubjectFetched, src.Dataset)
 	// While the fetched stream is full the body stays in hand: publishing
 	// is tried again, the download is not.
-	err = runner.WhileFull(ctx, func() error {
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-		_, err := h.js.Publish(rctx, subject, data, jetstream.WithMsgID(wire.FetchedMsgID(src.Dataset, id)))
-		return err
-	}, func(err error) {
+	err = runner.Publish(ctx, h.js, subject, data, wire.FetchedMsgID(src.Dataset, id), requestTimeout, func(err error) {
 		h.cfg.Logger.Warn("fetched stream full, holding the body", "dataset", src.Dataset, "source", id, "url", disp, "err", err)
 	})
 	if err != nil {

@@ -327,13 +327,12 @@ func (p *publisher) publish(ctx context.Context, b *parse.Batch) error {
 		}
 		return p.publish(ctx, hi)
 	}
-	pp := pendingPublish{
-		subject: topology.Subject(topology.SubjectRecords, p.f.Dataset), data: data,
-		msgID: wire.RecordsMsgID(p.f.Dataset, p.f.SourceID, p.part), part: p.part,
+	sent, err := runner.PublishAsync(p.h.js, topology.Subject(topology.SubjectRecords, p.f.Dataset), data,
+		wire.RecordsMsgID(p.f.Dataset, p.f.SourceID, p.part))
+	if err != nil {
+		return fmt.Errorf("part %d: %w", p.part, err)
 	}
-	if err := p.send(&pp); err != nil {
-		return err
-	}
+	pp := pendingPublish{Pending: sent, part: p.part}
 	p.part++
 	p.skipped, p.unsent = nil, 0
 	p.acks = append(p.acks, pp)
@@ -348,19 +347,8 @@ func (p *publisher) publish(ctx context.Context, b *parse.Batch) error {
 
 // pendingPublish is a record batch published and not yet acknowledged.
 type pendingPublish struct {
-	subject, msgID string
-	data           []byte
-	part           int
-	ack            jetstream.PubAckFuture
-}
-
-func (p *publisher) send(pp *pendingPublish) error {
-	ack, err := p.h.js.PublishAsync(pp.subject, pp.data, jetstream.WithMsgID(pp.msgID))
-	if err != nil {
-		return fmt.Errorf("publish part %d: %w", pp.part, err)
-	}
-	pp.ack = ack
-	return nil
+	*runner.Pending
+	part int
 }
 
 // await waits for pp's acknowledgement. When the records stream is full it
@@ -368,18 +356,10 @@ func (p *publisher) send(pp *pendingPublish) error {
 // ctx ends: the source holds its place (the runner keeps its message in
 // progress) instead of failing and being parsed again from the start.
 func (p *publisher) await(ctx context.Context, pp pendingPublish) error {
-	resend := false
-	return runner.WhileFull(ctx, func() error {
-		if resend {
-			if err := p.send(&pp); err != nil {
-				return err
-			}
-		}
-		resend = true
-		return waitAck(ctx, pp.ack)
-	}, func(error) {
-		p.log.Warn("records stream full, waiting for room", "part", pp.part)
-	})
+	if err := pp.Wait(ctx, func(error) { p.log.Warn("records stream full, waiting for room", "part", pp.part) }); err != nil {
+		return fmt.Errorf("part %d: %w", pp.part, err)
+	}
+	return nil
 }
 
 // split cuts b in two halves of its rows; only the second keeps Last.
@@ -418,17 +398,6 @@ func sliceColumn(c *wire.Column, lo, hi int) wire.Column {
 		}
 	}
 	return out
-}
-
-func waitAck(ctx context.Context, a jetstream.PubAckFuture) error {
-	select {
-	case <-a.Ok():
-		return nil
-	case err := <-a.Err():
-		return fmt.Errorf("publish records: %w", err)
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 // Annotate adds the source's id and URL to a dead letter.
