@@ -111,10 +111,10 @@ func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordB
 	c.mu.Lock()
 	have := ds.schema
 	c.mu.Unlock()
-	schema := chunk.Evolve(have, batchSchema(batches))
+	schema := dataset.Evolve(have, batchSchema(batches))
 	if c.cfg.mismatch(ds.name) == MismatchWiden {
-		var widened []chunk.Widened
-		if schema, widened = chunk.WidenToFit(schema, batches); len(widened) > 0 {
+		var widened []dataset.Widened
+		if schema, widened = dataset.WidenToFit(schema, batches); len(widened) > 0 {
 			c.cfg.Logger.Info("widening dataset columns so that every value fits unchanged; earlier chunks are written again",
 				"dataset", ds.name, "columns", widenedText(widened))
 		}
@@ -122,7 +122,7 @@ func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordB
 	fitted := make([]*wire.RecordBatch, 0, len(batches))
 	kept := batches[:0:0]
 	for _, b := range batches {
-		fb, losses := chunk.Fit(schema, b)
+		fb, losses := dataset.Fit(schema, b)
 		nulled := 0
 		for _, l := range losses {
 			nulled += l.Values
@@ -146,7 +146,7 @@ func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordB
 	if len(kept) < len(batches) {
 		// Columns only the left-out batches have are not the dataset's
 		// (fail never widens).
-		schema = chunk.Evolve(have, batchSchema(kept))
+		schema = dataset.Evolve(have, batchSchema(kept))
 	}
 	ch.Schema = schema
 	ch.SchemaFP = chunk.Fingerprint(ch.Schema)
@@ -178,7 +178,7 @@ func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordB
 }
 
 // widenedText lists widened columns as "zip int→string, n int→float".
-func widenedText(ws []chunk.Widened) string {
+func widenedText(ws []dataset.Widened) string {
 	parts := make([]string, len(ws))
 	for i, w := range ws {
 		parts[i] = fmt.Sprintf("%s %s→%s", w.Column, w.From, w.To)
@@ -201,7 +201,7 @@ func batchSchema(batches []*wire.RecordBatch) []wire.Field {
 }
 
 // mismatchError says which values of a batch do not fit the dataset.
-func mismatchError(dataset string, l chunk.Loss) error {
+func mismatchError(dataset string, l dataset.Loss) error {
 	return fmt.Errorf("column %q of dataset %s is %s, but %d values of this batch are %s that %s cannot hold unchanged (first %q): "+
 		"declare the column's type with a cast step, or run with --type-mismatch null to write them as null",
 		l.Column, dataset, l.Want, l.Values, l.Have, l.Want, l.First)
@@ -209,7 +209,7 @@ func mismatchError(dataset string, l chunk.Loss) error {
 
 // warnLosses logs, once per dataset and column, that values were written
 // as null because they do not fit the column's type.
-func (c *Combiner) warnLosses(ds *set, b *wire.RecordBatch, losses []chunk.Loss) {
+func (c *Combiner) warnLosses(ds *set, b *wire.RecordBatch, losses []dataset.Loss) {
 	for _, l := range losses {
 		c.mu.Lock()
 		warned := ds.lossWarned[l.Column]
@@ -370,7 +370,7 @@ func (c *Combiner) fixVersion(ds *set, ch *wire.Chunk) bool {
 		ch.Schema, ch.SchemaFP, ch.SchemaVersion = ds.schema, chunk.Fingerprint(ds.schema), ds.version
 		return true
 	}
-	if !chunk.Widens(ds.schema, ch.Schema) {
+	if !dataset.Widens(ds.schema, ch.Schema) {
 		return false
 	}
 	ch.SchemaVersion = ds.version

@@ -156,7 +156,7 @@ func (c *Combiner) rewriteChunk(ctx context.Context, ds *set, old *wire.Chunk) e
 	if err != nil {
 		return err
 	}
-	fitted, _ := chunk.Fit(schema, b)
+	fitted, _ := dataset.Fit(schema, b)
 	ch := *old
 	ch.Schema, ch.SchemaFP, ch.SchemaVersion = schema, chunk.Fingerprint(schema), version
 	ch.Replaces, ch.Object = old.File, ""

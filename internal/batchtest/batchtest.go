@@ -1,5 +1,6 @@
 // Package batchtest is a test kit for record batches: their columns as
-// plain values that require.Equal compares and prints readably.
+// plain values that require.Equal compares and prints readably, and
+// schemas written briefly.
 package batchtest
 
 import "github.com/trainfeed/trainfeed/internal/wire"
@@ -34,6 +35,15 @@ func Values(out []any, columns []wire.Column, rows int, name string) []any {
 				out = append(out, columns[i].Value(r))
 			}
 		}
+	}
+	return out
+}
+
+// Fields builds a schema from name, type pairs: Fields("id", "int", "name", "string").
+func Fields(nameTypes ...string) []wire.Field {
+	out := make([]wire.Field, 0, len(nameTypes)/2)
+	for i := 0; i+1 < len(nameTypes); i += 2 {
+		out = append(out, wire.Field{Name: nameTypes[i], Type: wire.Type(nameTypes[i+1])})
 	}
 	return out
 }

@@ -150,7 +150,7 @@ func planBatch(schema []wire.Field, index map[string]int, b *wire.RecordBatch, p
 			return fmt.Errorf("column %q: %d values for %d rows", c.Name, n, b.Rows)
 		}
 		i, ok := index[c.Name]
-		if allNull(c, b.Rows) {
+		if c.AllNull(b.Rows) {
 			continue // null wherever the schema puts it, whatever its type
 		}
 		if !ok {

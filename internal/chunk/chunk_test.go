@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/trainfeed/trainfeed/internal/batchtest"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -41,92 +41,8 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
-func fields(nameTypes ...string) []wire.Field {
-	out := make([]wire.Field, 0, len(nameTypes)/2)
-	for i := 0; i+1 < len(nameTypes); i += 2 {
-		out = append(out, wire.Field{Name: nameTypes[i], Type: wire.Type(nameTypes[i+1])})
-	}
-	return out
-}
-
-func TestMergeSchema(t *testing.T) {
-	tests := []struct {
-		name string
-		a, b []wire.Field
-		want []wire.Field
-	}{
-		{name: "both empty", want: []wire.Field{}},
-		{name: "a only", a: fields("x", "int"), want: fields("x", "int")},
-		{name: "b only", b: fields("x", "bool"), want: fields("x", "bool")},
-		{name: "disjoint keeps a then b", a: fields("z", "int", "a", "string"), b: fields("m", "float"),
-			want: fields("z", "int", "a", "string", "m", "float")},
-		{name: "first seen order", a: fields("b", "int", "a", "int"), b: fields("c", "int", "a", "int", "d", "bool"),
-			want: fields("b", "int", "a", "int", "c", "int", "d", "bool")},
-		{name: "same type kept", a: fields("x", "bool"), b: fields("x", "bool"), want: fields("x", "bool")},
-		{name: "int then float widens to float", a: fields("x", "int"), b: fields("x", "float"), want: fields("x", "float")},
-		{name: "float then int widens to float", a: fields("x", "float"), b: fields("x", "int"), want: fields("x", "float")},
-		{name: "int and bool conflict to string", a: fields("x", "int"), b: fields("x", "bool"), want: fields("x", "string")},
-		{name: "float and string conflict to string", a: fields("x", "float"), b: fields("x", "string"), want: fields("x", "string")},
-		{name: "bool and float conflict to string", a: fields("x", "bool"), b: fields("x", "float"), want: fields("x", "string")},
-		{name: "string absorbs int", a: fields("x", "string"), b: fields("x", "int"), want: fields("x", "string")},
-		{name: "duplicates within a merge", a: fields("x", "int", "y", "bool", "x", "float"), want: fields("x", "float", "y", "bool")},
-		{name: "mixed", a: fields("id", "int", "v", "int", "ok", "bool"), b: fields("v", "float", "ok", "string", "t", "string"),
-			want: fields("id", "int", "v", "float", "ok", "string", "t", "string")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a, b := slices.Clone(tt.a), slices.Clone(tt.b)
-			got := MergeSchema(tt.a, tt.b)
-			require.Equal(t, tt.want, got)
-			require.Equal(t, a, tt.a, "a modified")
-			require.Equal(t, b, tt.b, "b modified")
-			if len(got) > 0 && len(tt.a) > 0 {
-				got[0].Type = "changed"
-				require.Equal(t, a, tt.a, "result shares memory with a")
-			}
-		})
-	}
-}
-
-func TestSchemaOf(t *testing.T) {
-	b := &wire.RecordBatch{Rows: 1, Columns: []wire.Column{
-		{Name: "s", Type: wire.TypeString, Strings: []string{"x"}},
-		{Name: "i", Type: wire.TypeInt, Ints: []int64{1}},
-	}}
-	require.Equal(t, fields("s", "string", "i", "int"), SchemaOf(b))
-	require.Empty(t, SchemaOf(&wire.RecordBatch{}))
-	require.Nil(t, SchemaOf(nil))
-}
-
-func TestFingerprint(t *testing.T) {
-	base := fields("id", "int", "text", "string")
-	require.Len(t, Fingerprint(base), 16)
-	require.Regexp(t, `^[0-9a-f]{16}$`, Fingerprint(base))
-
-	tests := []struct {
-		name      string
-		a, b      []wire.Field
-		wantEqual bool
-	}{
-		{name: "stable", a: base, b: fields("id", "int", "text", "string"), wantEqual: true},
-		{name: "empty stable", a: nil, b: []wire.Field{}, wantEqual: true},
-		{name: "type differs", a: base, b: fields("id", "float", "text", "string")},
-		{name: "order differs", a: base, b: fields("text", "string", "id", "int")},
-		{name: "name differs", a: base, b: fields("ID", "int", "text", "string")},
-		{name: "extra field", a: base, b: fields("id", "int", "text", "string", "x", "bool")},
-		{name: "name and type boundary", a: fields("ab", "int"), b: fields("a", "bint")},
-		{name: "field boundary", a: fields("a", "int", "b", "int"), b: fields("a", "intb", "", "int")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.wantEqual {
-				require.Equal(t, Fingerprint(tt.a), Fingerprint(tt.b))
-			} else {
-				require.NotEqual(t, Fingerprint(tt.a), Fingerprint(tt.b))
-			}
-		})
-	}
-}
+// fields builds a schema from name, type pairs.
+var fields = batchtest.Fields
 
 func TestWriteErrors(t *testing.T) {
 	ints := func(name string, v ...int64) wire.Column {

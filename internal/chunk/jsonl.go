@@ -67,7 +67,7 @@ func appendJSONValue(buf []byte, src source, r int) []byte {
 	case convToString:
 		// Formatted numbers and bools need no escaping.
 		buf = append(buf, '"')
-		buf = appendString(buf, c, r)
+		buf = AppendText(buf, c, r)
 		return append(buf, '"')
 	}
 	switch c.Type {
@@ -86,10 +86,10 @@ func appendJSONValue(buf []byte, src source, r int) []byte {
 	}
 }
 
-// appendString appends row r of c, formatted as a string column value:
+// AppendText appends row r of c, formatted as a string column value:
 // strconv's formatting for ints, floats ('g', shortest) and bools, RFC 3339
 // for timestamps.
-func appendString(buf []byte, c *wire.Column, r int) []byte {
+func AppendText(buf []byte, c *wire.Column, r int) []byte {
 	switch c.Type {
 	case wire.TypeInt:
 		return strconv.AppendInt(buf, c.Ints[r], 10)

@@ -215,7 +215,7 @@ func (w *columnWriter) write(src source, start, end int) (int64, error) {
 				continue
 			}
 			from := len(w.arena)
-			w.arena = appendString(w.arena, c, r)
+			w.arena = AppendText(w.arena, c, r)
 			b := w.arena[from:len(w.arena):len(w.arena)]
 			size += int64(len(b))
 			// A later append may move the arena; b keeps the old array.

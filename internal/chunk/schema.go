@@ -82,28 +82,12 @@ func SchemaOf(b *wire.RecordBatch) []wire.Field {
 	fields := make([]wire.Field, 0, len(b.Columns))
 	for i := range b.Columns {
 		c := &b.Columns[i]
-		if allNull(c, b.Rows) {
+		if c.AllNull(b.Rows) {
 			continue
 		}
 		fields = append(fields, wire.Field{Name: c.Name, Type: c.Type})
 	}
 	return fields
-}
-
-// allNull reports whether column c of a batch of rows rows holds no value.
-func allNull(c *wire.Column, rows int) bool {
-	if rows == 0 {
-		return true
-	}
-	if len(c.Nulls) != rows {
-		return false
-	}
-	for _, n := range c.Nulls {
-		if !n {
-			return false
-		}
-	}
-	return true
 }
 
 // Fingerprint identifies a schema: the first 16 hex digits of the SHA-256 of

@@ -14,60 +14,6 @@ import (
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
-func TestMergeSchemaReport(t *testing.T) {
-	tests := []struct {
-		name string
-		a, b []wire.Field
-		want []wire.Field
-		conf []Conflict
-	}{
-		{name: "new column added", a: fields("x", "int"), b: fields("y", "timestamp"), want: fields("x", "int", "y", "timestamp")},
-		{name: "int widens to float, no conflict", a: fields("x", "int"), b: fields("x", "float"), want: fields("x", "float")},
-		{name: "timestamp kept", a: fields("t", "timestamp"), b: fields("t", "timestamp"), want: fields("t", "timestamp")},
-		{name: "timestamp and string conflict", a: fields("t", "timestamp"), b: fields("t", "string"), want: fields("t", "string"),
-			conf: []Conflict{{Name: "t", Have: "timestamp", Got: "string"}}},
-		{name: "timestamp and int conflict", a: fields("t", "int"), b: fields("t", "timestamp"), want: fields("t", "string"),
-			conf: []Conflict{{Name: "t", Have: "int", Got: "timestamp"}}},
-		{name: "bool and int conflict", a: fields("x", "bool", "y", "int"), b: fields("y", "float", "x", "int"), want: fields("x", "string", "y", "float"),
-			conf: []Conflict{{Name: "x", Have: "bool", Got: "int"}}},
-		{name: "string column meets int", a: fields("x", "string"), b: fields("x", "int"), want: fields("x", "string"),
-			conf: []Conflict{{Name: "x", Have: "string", Got: "int"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, conf := MergeSchemaReport(tt.a, tt.b)
-			require.Equal(t, tt.want, got)
-			require.Equal(t, tt.conf, conf)
-			require.Equal(t, got, MergeSchema(tt.a, tt.b))
-		})
-	}
-}
-
-func TestSchemaOfLeavesOutColumnsWithoutValues(t *testing.T) {
-	b := &wire.RecordBatch{Rows: 2, Columns: []wire.Column{
-		{Name: "empty", Type: wire.TypeString, Strings: make([]string, 2), Nulls: []bool{true, true}},
-		{Name: "i", Type: wire.TypeInt, Ints: []int64{1, 0}, Nulls: []bool{false, true}},
-	}}
-	require.Equal(t, fields("i", "int"), SchemaOf(b))
-	// A column no batch has a value of is in no schema, and a chunk writes
-	// the batch without it.
-	for _, f := range []Format{JSONL, Parquet} {
-		var buf bytes.Buffer
-		n, err := Write(&buf, f, SchemaOf(b), []*wire.RecordBatch{b})
-		require.NoError(t, err, f)
-		require.EqualValues(t, 2, n)
-	}
-	// An all-null column of one type does not clash with values of another.
-	ints := &wire.RecordBatch{Rows: 1, Columns: []wire.Column{{Name: "empty", Type: wire.TypeInt, Ints: []int64{5}}}}
-	schema, conf := MergeSchemaReport(SchemaOf(b), SchemaOf(ints))
-	require.Empty(t, conf)
-	require.Equal(t, fields("i", "int", "empty", "int"), schema)
-	var buf bytes.Buffer
-	_, err := Write(&buf, JSONL, schema, []*wire.RecordBatch{b, ints})
-	require.NoError(t, err)
-	require.Equal(t, "{\"i\":1,\"empty\":null}\n{\"i\":null,\"empty\":null}\n{\"i\":null,\"empty\":5}\n", buf.String())
-}
-
 // timestampBatches holds a timestamp column "t" in the first batch and a
 // string one in the second, which conflict.
 func timestampBatches() []*wire.RecordBatch {

@@ -1,8 +1,9 @@
-// Package dataset is what a trainfeed dataset is on disk: a folder of
-// chunk files, each named by its commit sequence and content, and the
-// manifest.json that lists them with the dataset's schema and its
-// versions. The combine stage writes datasets with it; its Follower (trainfeed
-// follow) mirrors one through NATS; the tests and any reader read them
+// Package dataset is what a trainfeed dataset is: a folder of chunk files,
+// each named by its commit sequence and content; the manifest.json that
+// lists them with the dataset's schema and its versions; and the rules by
+// which that one schema evolves across chunks (Evolve, Fit, WidenToFit).
+// The combine stage writes datasets with it, its Follower (trainfeed
+// follow) mirrors one through NATS, and the tests and any reader read them
 // with it.
 package dataset
 

@@ -134,6 +134,22 @@ type Column struct {
 // IsNull reports whether row i of c is missing.
 func (c *Column) IsNull(i int) bool { return len(c.Nulls) > i && c.Nulls[i] }
 
+// AllNull reports whether column c of a batch of rows rows holds no value.
+func (c *Column) AllNull(rows int) bool {
+	if rows == 0 {
+		return true
+	}
+	if len(c.Nulls) != rows {
+		return false
+	}
+	for _, n := range c.Nulls {
+		if !n {
+			return false
+		}
+	}
+	return true
+}
+
 // Value returns row i of c as int64, float64, bool, string, time.Time (UTC)
 // or nil.
 func (c *Column) Value(i int) any {

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -284,7 +285,7 @@ func (c *column) finishFloat(out *wire.Column) bool {
 		if s == "" {
 			continue
 		}
-		f, ok := chunk.ExactFloat(s)
+		f, ok := dataset.ExactFloat(s)
 		if !ok {
 			return false // out of range, or more digits than a float64 keeps
 		}

@@ -1,4 +1,4 @@
-package chunk
+package dataset
 
 import (
 	"slices"
@@ -6,8 +6,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trainfeed/trainfeed/internal/batchtest"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
+
+// fields builds a schema from name, type pairs.
+var fields = batchtest.Fields
 
 func TestWidenToFit(t *testing.T) {
 	batch := func(cols ...wire.Column) *wire.RecordBatch {

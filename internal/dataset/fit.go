@@ -1,4 +1,4 @@
-package chunk
+package dataset
 
 import (
 	"math"
@@ -6,14 +6,16 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Evolve returns the dataset schema that follows have once a chunk with
 // the columns of got commits: every column of have keeps its type and its
 // place, and the columns new to have are appended with got's types. A
-// dataset's column types never change once committed; docs/schema.md
-// tells the rule. Evolve never modifies have or got.
+// type changes only by WidenToFit, a new schema version after which the
+// earlier chunks are written again (docs/schema.md). Evolve never modifies
+// have or got.
 func Evolve(have, got []wire.Field) []wire.Field {
 	out := make([]wire.Field, len(have), len(have)+len(got))
 	copy(out, have)
@@ -61,7 +63,7 @@ func WidenToFit(schema []wire.Field, batches []*wire.RecordBatch) ([]wire.Field,
 			}
 			for _, l := range losses {
 				i := at[l.Column]
-				to, _ := Widen(l.Want, l.Have)
+				to, _ := chunk.Widen(l.Want, l.Have)
 				if to == l.Want {
 					to = wire.TypeString // ints a float64 would round
 				}
@@ -89,7 +91,7 @@ func Widens(from, to []wire.Field) bool {
 		if g.Name != f.Name {
 			return false
 		}
-		if w, _ := Widen(f.Type, g.Type); g.Type != f.Type && w != g.Type {
+		if w, _ := chunk.Widen(f.Type, g.Type); g.Type != f.Type && w != g.Type {
 			return false
 		}
 	}
@@ -126,7 +128,7 @@ func Fit(schema []wire.Field, b *wire.RecordBatch) (*wire.RecordBatch, []Loss) {
 	for i := range b.Columns {
 		c := &b.Columns[i]
 		want, ok := types[c.Name]
-		if !ok || want == c.Type || want == wire.TypeString || allNull(c, b.Rows) {
+		if !ok || want == c.Type || want == wire.TypeString || c.AllNull(b.Rows) {
 			continue
 		}
 		conv, loss := convertColumn(c, b.Rows, want)
@@ -186,7 +188,7 @@ func convertColumn(c *wire.Column, rows int, want wire.Type) (*wire.Column, Loss
 		if !convertValue(c, r, out) {
 			out.Nulls[r] = true
 			if loss.Values == 0 {
-				loss.First = string(appendString(nil, c, r))
+				loss.First = string(chunk.AppendText(nil, c, r))
 			}
 			loss.Values++
 		}

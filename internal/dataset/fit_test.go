@@ -1,11 +1,11 @@
-package chunk_test
+package dataset_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trainfeed/trainfeed/internal/chunk"
+	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
@@ -35,7 +35,7 @@ func TestExactFloat(t *testing.T) {
 		{".", 0, false},
 	} {
 		t.Run(tc.text, func(t *testing.T) {
-			f, ok := chunk.ExactFloat(tc.text)
+			f, ok := dataset.ExactFloat(tc.text)
 			require.Equal(t, tc.exact, ok)
 			if ok {
 				require.Equal(t, tc.want, f)
@@ -49,7 +49,7 @@ func TestEvolveKeepsTypesAndOrder(t *testing.T) {
 	got := []wire.Field{{Name: "n", Type: wire.TypeFloat}, {Name: "new", Type: wire.TypeBool}, {Name: "zip", Type: wire.TypeInt}}
 	require.Equal(t, []wire.Field{
 		{Name: "zip", Type: wire.TypeString}, {Name: "n", Type: wire.TypeInt}, {Name: "new", Type: wire.TypeBool},
-	}, chunk.Evolve(have, got))
+	}, dataset.Evolve(have, got))
 	require.Len(t, have, 2, "have is not modified")
 }
 
@@ -113,7 +113,7 @@ func TestFitConvertsWhatLosesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.col.Name = "c"
 			b := &wire.RecordBatch{SourceID: "s", Rows: tc.col.Len(), Columns: []wire.Column{tc.col}}
-			fitted, losses := chunk.Fit([]wire.Field{{Name: "c", Type: tc.to}}, b)
+			fitted, losses := dataset.Fit([]wire.Field{{Name: "c", Type: tc.to}}, b)
 			if tc.shared {
 				require.Same(t, b, fitted)
 				require.Empty(t, losses)
@@ -122,7 +122,7 @@ func TestFitConvertsWhatLosesNothing(t *testing.T) {
 			tc.want.Name = "c"
 			require.Equal(t, tc.want, fitted.Columns[0])
 			require.Equal(t, tc.col, b.Columns[0], "the batch is not modified")
-			require.Equal(t, []chunk.Loss{{Column: "c", Have: tc.col.Type, Want: tc.to, Values: tc.lost, First: tc.first}}, losses)
+			require.Equal(t, []dataset.Loss{{Column: "c", Have: tc.col.Type, Want: tc.to, Values: tc.lost, First: tc.first}}, losses)
 		})
 	}
 }
