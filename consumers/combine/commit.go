@@ -393,7 +393,7 @@ func (c *Combiner) isEntry(key string, ch *wire.Chunk) bool {
 // writeChunk writes the batches to the dataset folder as a pending file,
 // fsynced, filling ch's bytes and sha256. It returns the file's path.
 func (c *Combiner) writeChunk(ds *set, ch *wire.Chunk, batches []*wire.RecordBatch) (string, error) {
-	f, err := os.CreateTemp(ds.dir, ".tmp-chunk-*")
+	f, err := dataset.CreateTemp(ds.dir, ".tmp-chunk-*")
 	if err != nil {
 		return "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -245,6 +246,13 @@ func TestWideningRewritesEarlierChunks(t *testing.T) {
 			files, err := filepath.Glob(filepath.Join(r.out, "ds", "chunk-*"))
 			require.NoError(t, err)
 			require.Len(t, files, 3, "one file per chunk")
+			umask := syscall.Umask(0)
+			syscall.Umask(umask)
+			for _, f := range append(files, filepath.Join(r.out, "ds", dataset.ManifestFile)) {
+				fi, err := os.Stat(f)
+				require.NoError(t, err)
+				require.Equal(t, os.FileMode(0o644&^umask), fi.Mode().Perm(), "%s is readable by others", f)
+			}
 
 			var got []map[string]any
 			for _, ch := range m.Chunks {

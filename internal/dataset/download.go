@@ -26,7 +26,7 @@ func DownloadChunk(ctx context.Context, store jetstream.ObjectStore, ch *wire.Ch
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-download-*")
+	f, err := CreateTemp(filepath.Dir(path), ".tmp-download-*")
 	if err != nil {
 		return fmt.Errorf("chunk %d: %w", ch.Seq, err)
 	}

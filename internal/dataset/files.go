@@ -3,8 +3,10 @@ package dataset
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/trainfeed/trainfeed/internal/chunk"
@@ -57,4 +59,23 @@ func ChunkFiles(dir string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// CreateTemp creates a new file in dir named by pattern with a random
+// string for its last "*", as os.CreateTemp does, but readable by others
+// (0644, less what the umask takes away) rather than 0600: a dataset's
+// files are for trainers, who may run as another user.
+func CreateTemp(dir, pattern string) (*os.File, error) {
+	prefix, suffix := pattern, ""
+	if i := strings.LastIndex(pattern, "*"); i >= 0 {
+		prefix, suffix = pattern[:i], pattern[i+1:]
+	}
+	for try := 0; ; try++ {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 36)+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) && try < 10000 {
+			continue
+		}
+		return f, err
+	}
 }

@@ -246,7 +246,7 @@ func ReadManifest(out, dataset string) (*Manifest, error) {
 // folder: write, fsync, rename, fsync the folder.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	f, err := CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
