@@ -94,6 +94,8 @@ func TestStageFlagErrors(t *testing.T) {
 	}{
 		{[]string{"combine", "--nats", "nats://127.0.0.1:1"}, "--out is required"},
 		{[]string{"combine", "--nats", "nats://127.0.0.1:1", "--out", "x", "--format", "xml"}, "--format"},
+		{[]string{"combine", "--nats", "nats://127.0.0.1:1", "--out", "x", "--chunk-bytes", "0"}, "--chunk-bytes 0 must be positive"},
+		{[]string{"combine", "--nats", "nats://127.0.0.1:1", "--out", "x", "--chunk-bytes", "lots"}, "--chunk-bytes"},
 		{[]string{"fetch"}, "no server URL"},
 		{[]string{"transform", "--nats", "nats://127.0.0.1:1", "--token", "a", "--user", "b"}, "use one of"},
 	} {

@@ -95,6 +95,7 @@ func (t *transformFlags) apply(c *transform.Config) error {
 type combineFlags struct {
 	out, format  string
 	chunkRecords int
+	chunkBytes   byteSize
 	maxAge       time.Duration
 	mismatch     string
 }
@@ -104,6 +105,8 @@ func (f *combineFlags) add(fl *pflag.FlagSet, defaultOut string) {
 	fl.StringVar(&f.out, "out", defaultOut, "output folder; each dataset is a sub-folder with chunks and manifest.json")
 	fl.StringVar(&f.format, "format", "parquet", "chunk format: parquet or jsonl")
 	fl.IntVar(&f.chunkRecords, "chunk-records", 10_000, "records per chunk")
+	f.chunkBytes = byteSize(combine.DefaultConfig().ChunkBytes)
+	fl.Var(&f.chunkBytes, "chunk-bytes", "flush a chunk once its values reach about this size (e.g. 64MiB), whichever of records and bytes comes first")
 	fl.DurationVar(&f.maxAge, "max-age", 5*time.Second, "flush a chunk when its oldest record has waited this long")
 	fl.StringVar(&f.mismatch, "type-mismatch", string(combine.MismatchWiden),
 		"a value its dataset column's type cannot hold unchanged: widen (the column's type widens, earlier chunks are written again), "+
@@ -120,8 +123,11 @@ func (f *combineFlags) apply(c *combine.Config) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
+	if f.chunkRecords < 1 || f.chunkBytes < 1 {
+		return fmt.Errorf("--chunk-records %d and --chunk-bytes %s must be positive", f.chunkRecords, &f.chunkBytes)
+	}
 	*c = combine.DefaultConfig()
-	c.Out, c.Format, c.ChunkRecords, c.MaxAge = f.out, format, f.chunkRecords, f.maxAge
+	c.Out, c.Format, c.ChunkRecords, c.ChunkBytes, c.MaxAge = f.out, format, f.chunkRecords, int64(f.chunkBytes), f.maxAge
 	for _, item := range strings.Split(f.mismatch, ",") {
 		ds, policy, perDataset := strings.Cut(strings.TrimSpace(item), "=")
 		if !perDataset {
