@@ -11,14 +11,17 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 	"github.com/trainfeed/trainfeed/internal/chunk"
 	"github.com/trainfeed/trainfeed/internal/wire"
 )
@@ -62,6 +65,9 @@ type Config struct {
 	ChunkRecords int
 	// Workers is the number of fetching goroutines of InMemory. Default 64.
 	Workers int
+	// Spec, if set, is the transform every way runs on every batch: the
+	// same work in each (SeedSpec is the seed's).
+	Spec *spec.Spec
 	// Dir is an existing folder the workload writes into: its chunk files,
 	// and for Trainfeed the JetStream store too. Required by the workloads.
 	Dir string
@@ -79,6 +85,30 @@ type Result struct {
 	Records int64
 	// Files are the chunk files written, in order.
 	Files []string
+	// CPU is the user and system CPU time of this process while the way
+	// ran (Measure sets it): the bench Server's share included, which is
+	// the same for every way.
+	CPU time.Duration
+}
+
+// A Way is one way of doing the job: Sequential, InMemory or Trainfeed.
+type Way func(context.Context, Config) (Result, error)
+
+// Measure runs way and sets the CPU time the process spent meanwhile.
+func Measure(ctx context.Context, cfg Config, way Way) (Result, error) {
+	before := cpuTime()
+	res, err := way(ctx, cfg)
+	res.CPU = cpuTime() - before
+	return res, err
+}
+
+// cpuTime returns the user plus system CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // withDefaults returns c with zero fields set to their defaults.

@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,11 +32,9 @@ func TestMain(m *testing.M) {
 	)
 }
 
-type workload func(context.Context, bench.Config) (bench.Result, error)
-
 var ways = []struct {
 	name string
-	run  workload
+	run  bench.Way
 }{
 	{"sequential", bench.Sequential},
 	{"in-memory", bench.InMemory},
@@ -193,5 +190,37 @@ func BenchmarkW1(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/source")
 			})
 		}
+	}
+}
+
+// Every way runs the same transform when one is given: the seed's adds
+// the text's tokens and value's log1p to every record.
+func TestWaysRunTheTransform(t *testing.T) {
+	const sources, rows = 3, 50
+	base := bench.Config{Sources: sources, Rows: rows, Latency: time.Millisecond, ChunkRecords: 100,
+		Format: chunk.JSONL, Spec: bench.SeedSpec(), Logger: slog.New(slog.DiscardHandler)}
+	srv := startServer(t, base)
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			cfg := base
+			cfg.URL, cfg.Dir = srv.URL, t.TempDir()
+			res, err := bench.Measure(t.Context(), cfg, w.run)
+			require.NoError(t, err)
+			require.EqualValues(t, sources*rows, res.Records)
+			require.Positive(t, res.CPU)
+			for _, file := range res.Files {
+				fh, err := os.Open(file)
+				require.NoError(t, err)
+				sc := bufio.NewScanner(fh)
+				for sc.Scan() {
+					var rec map[string]any
+					require.NoError(t, json.Unmarshal(sc.Bytes(), &rec))
+					require.IsType(t, float64(0), rec["words"], sc.Text()) // a count of tokens
+					require.Contains(t, rec, "value_log")
+				}
+				require.NoError(t, sc.Err())
+				fh.Close()
+			}
+		})
 	}
 }

@@ -38,6 +38,10 @@ func InMemory(ctx context.Context, cfg Config) (Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	tc := transform.DefaultConfig()
+	prog, err := cfg.program()
+	if err != nil {
+		return Result{}, err
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -81,7 +85,7 @@ func InMemory(ctx context.Context, cfg Config) (Result, error) {
 	for range cfg.Workers {
 		g.Go(func() error {
 			for n := range sources {
-				if err := fetchParse(gctx, client, tc, cfg.sourceURL(n), strconv.Itoa(n), batches); err != nil {
+				if err := fetchParse(gctx, client, tc, newTransformer(gctx, prog), cfg.sourceURL(n), strconv.Itoa(n), batches); err != nil {
 					return err
 				}
 			}
@@ -102,8 +106,8 @@ func InMemory(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // fetchParse GETs url and sends the batches parse.Parse makes of its
-// body to out.
-func fetchParse(ctx context.Context, client *http.Client, tc transform.Config, url, id string, out chan<- *wire.RecordBatch) error {
+// body, transformed by tf, to out.
+func fetchParse(ctx context.Context, client *http.Client, tc transform.Config, tf transformer, url, id string, out chan<- *wire.RecordBatch) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -124,6 +128,9 @@ func fetchParse(ctx context.Context, client *http.Client, tc transform.Config, u
 	part := 0
 	_, err = parse.Parse(ctx, resp.Body, opts, func(b *parse.Batch) error {
 		rb := &wire.RecordBatch{SourceID: id, URL: url, Part: part, Last: b.Last, Rows: b.Rows, Columns: b.Columns}
+		if err := tf.apply(rb); err != nil {
+			return err
+		}
 		part++
 		select {
 		case out <- rb:

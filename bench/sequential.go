@@ -27,6 +27,10 @@ func Sequential(ctx context.Context, cfg Config) (Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: time.Minute}
 
+	prog, err := cfg.program()
+	if err != nil {
+		return Result{}, err
+	}
 	var batches []*wire.RecordBatch
 	for n := range cfg.Sources {
 		url := cfg.sourceURL(n)
@@ -39,6 +43,9 @@ func Sequential(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("sequential: parse %s: %w", url, err)
 		}
 		b.SourceID, b.URL, b.Last = strconv.Itoa(n), url, true
+		if err := newTransformer(ctx, prog).apply(b); err != nil {
+			return Result{}, fmt.Errorf("sequential: transform %s: %w", url, err)
+		}
 		batches = append(batches, b)
 	}
 	ck := &chunker{dir: cfg.Dir, format: cfg.Format, size: cfg.ChunkRecords}

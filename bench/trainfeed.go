@@ -3,11 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/trainfeed/trainfeed/consumers/combine"
+	"github.com/trainfeed/trainfeed/consumers/transform/spec"
 	"github.com/trainfeed/trainfeed/internal/dataset"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -16,7 +19,8 @@ import (
 
 // Trainfeed runs the sources through a pipeline.Job configured as `trainfeed
 // run` configures it by default (topology.DefaultConfig, fetch's and
-// combine's defaults, a 5s max age, no progress lines) plus loopback allowed
+// combine's defaults, a 5s max age, run's memory limit, no progress
+// lines; cfg.Spec as the transform of every dataset) plus loopback allowed
 // for 127.0.0.1 only, with a fresh JetStream store in
 // cfg.Dir/store, chunks under cfg.Dir/out and local files allowed below
 // cfg.Dir/root. Elapsed covers the whole Job.Run: starting the embedded
@@ -48,6 +52,13 @@ func Trainfeed(ctx context.Context, cfg Config) (Result, error) {
 		Logger:   cfg.Logger,
 	}
 	job.Stages.Fetch.Root = root
+	if cfg.Spec != nil {
+		job.Stages.Transform.Specs = map[string]*spec.Spec{"*": cfg.Spec}
+	}
+	// As run: a soft memory limit, unless GOMEMLIMIT sets one.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(pipeline.MemoryLimit))
+	}
 	// The Server is on loopback, which fetch refuses unless allowed: this is
 	// `--allow-hosts 127.0.0.1`, the narrowest allowance that reaches it.
 	job.Stages.Fetch.AllowHosts = []string{"127.0.0.1"}

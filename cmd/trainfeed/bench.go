@@ -34,6 +34,8 @@ func benchCmd() *cobra.Command {
 		rows, chunkRecords                                       int
 		latency                                                  time.Duration
 		skipSequential, python                                   bool
+		transformName                                            string
+		workers                                                  int
 		workload                                                 string
 		w                                                        benchWorkloadFlags
 	)
@@ -44,7 +46,9 @@ func benchCmd() *cobra.Command {
 
 w1, the default, serves N CSV sources of --rows records from a loopback HTTP
 server that waits --latency before each response, and for each N of --sources
-turns them into chunks of --chunk-records records three ways:
+turns them into chunks of --chunk-records records three ways, each running
+the same --transform on every batch (default seed: trim, drop_empty, lower,
+tokens, log1p, as the pipeline trainfeed replaces does):
 
   sequential  one source after another: GET, encoding/csv + strconv, then
               write all chunks at the end;
@@ -95,10 +99,21 @@ event of the chunk holding it (sent after the manifest commit).`,
 			default:
 				return fmt.Errorf("--workload %q: want w1, w2 or w3", workload)
 			}
+			base := bench.Config{Rows: rows, Latency: latency, Format: f, ChunkRecords: chunkRecords, Workers: workers}
+			switch transformName {
+			case "seed":
+				base.Spec = bench.SeedSpec()
+			case "none":
+			default:
+				return fmt.Errorf("--transform %q: want seed or none", transformName)
+			}
+			if workers < 1 {
+				return errors.New("--workers must be positive")
+			}
 			r := &benchRun{
 				ctx:    cmd.Context(),
 				log:    cmd.ErrOrStderr(),
-				base:   bench.Config{Rows: rows, Latency: latency, Format: f, ChunkRecords: chunkRecords},
+				base:   base,
 				skip:   skipSequential,
 				pprof:  cpuProfile,
 				script: pythonScript,
@@ -122,6 +137,8 @@ event of the chunk holding it (sent after the manifest commit).`,
 	fl.DurationVar(&latency, "latency", bench.DefaultLatency, "server wait before each response's headers")
 	fl.StringVar(&format, "format", "parquet", "chunk format: parquet or jsonl")
 	fl.IntVar(&chunkRecords, "chunk-records", bench.DefaultChunkRecords, "records per chunk")
+	fl.StringVar(&transformName, "transform", "seed", "w1: the transform every way runs: seed (trim, drop_empty, lower, tokens, log1p) or none")
+	fl.IntVar(&workers, "workers", bench.DefaultWorkers, "w1: fetching goroutines of the in-memory way")
 	fl.BoolVar(&skipSequential, "skip-sequential", true,
 		fmt.Sprintf("estimate the sequential baseline for N > %d instead of running it; =false runs it for every N", seqMeasuredMax))
 	fl.BoolVar(&python, "python", false, "also run the asyncio + aiohttp baseline (needs python3 with aiohttp)")
@@ -179,6 +196,7 @@ type benchRun struct {
 type benchRow struct {
 	n                int
 	seq, mem, tf, py time.Duration
+	memCPU, tfCPU    time.Duration // CPU seconds of the in-memory and trainfeed ways
 	seqEstimated     bool
 	seqFrom          int // N the estimate is made from
 	tfRecords        int64
@@ -200,8 +218,12 @@ func (r *benchRun) run(w io.Writer, ns []int) error {
 	defer srv.Close()
 	r.srv = srv
 
-	fmt.Fprintf(r.log, "bench: server %s, %d rows/source, latency %s, %s chunks of %d records, GOMAXPROCS %d, %s %s/%s\n",
-		srv.URL, r.base.Rows, max(r.base.Latency, 0), r.base.Format, r.base.ChunkRecords, runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	transform := "none"
+	if r.base.Spec != nil {
+		transform = "seed"
+	}
+	fmt.Fprintf(r.log, "bench: server %s, %d rows/source, latency %s, %s chunks of %d records, transform %s, %d in-memory workers, GOMAXPROCS %d, %s %s/%s\n",
+		srv.URL, r.base.Rows, max(r.base.Latency, 0), r.base.Format, r.base.ChunkRecords, transform, r.base.Workers, runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
 	var perSource time.Duration // sequential time per source at the largest N measured ≤ 100
 	var perSourceN int
@@ -232,12 +254,12 @@ func (r *benchRun) run(w io.Writer, ns []int) error {
 		if err != nil {
 			return err
 		}
-		row.mem = res.Elapsed
+		row.mem, row.memCPU = res.Elapsed, res.CPU
 		res, err = r.trainfeed(n, n == maxN)
 		if err != nil {
 			return err
 		}
-		row.tf, row.tfRecords = res.Elapsed, res.Records
+		row.tf, row.tfCPU, row.tfRecords = res.Elapsed, res.CPU, res.Records
 		if r.python != "" {
 			row.py, row.pyErr = r.runPython(n)
 			if row.pyErr != nil {
@@ -251,7 +273,7 @@ func (r *benchRun) run(w io.Writer, ns []int) error {
 }
 
 // way runs one workload at N in a fresh temp folder it removes afterwards.
-func (r *benchRun) way(name string, n int, f func(context.Context, bench.Config) (bench.Result, error)) (bench.Result, error) {
+func (r *benchRun) way(name string, n int, f bench.Way) (bench.Result, error) {
 	dir, err := os.MkdirTemp("", "trainfeed-bench-"+name+"-*")
 	if err != nil {
 		return bench.Result{}, err
@@ -260,11 +282,11 @@ func (r *benchRun) way(name string, n int, f func(context.Context, bench.Config)
 	cfg := r.base
 	cfg.URL, cfg.Sources, cfg.Dir = r.srv.URL, n, dir
 	runtime.GC() // start every way from a collected heap
-	res, err := f(r.ctx, cfg)
+	res, err := bench.Measure(r.ctx, cfg, f)
 	if err != nil {
 		return res, fmt.Errorf("N=%d %s: %w", n, name, err)
 	}
-	fmt.Fprintf(r.log, "N=%d %-10s %8.3fs  %d records in %d chunks\n", n, name, res.Elapsed.Seconds(), res.Records, len(res.Files))
+	fmt.Fprintf(r.log, "N=%d %-10s %8.3fs  %7.3f CPU s  %d records in %d chunks\n", n, name, res.Elapsed.Seconds(), res.CPU.Seconds(), res.Records, len(res.Files))
 	return res, nil
 }
 
@@ -340,7 +362,7 @@ func lastLine(b []byte) []byte {
 
 func (r *benchRun) printTable(w io.Writer, rows []benchRow) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "N\tsequential s\tin-memory s\ttrainfeed s\ttrainfeed/in-memory\tsequential/trainfeed\ttrainfeed records/s\tin-memory ms/source\ttrainfeed ms/source\t"
+	head := "N\tsequential s\tin-memory s\ttrainfeed s\ttrainfeed/in-memory\tin-memory CPU s\ttrainfeed CPU s\tCPU trainfeed/in-memory\tsequential/trainfeed\ttrainfeed records/s\tin-memory ms/source\ttrainfeed ms/source\t"
 	if r.python != "" {
 		head += "python s\t"
 	}
@@ -352,8 +374,9 @@ func (r *benchRun) printTable(w io.Writer, rows []benchRow) {
 			seq += " est."
 			estFrom = row.seqFrom
 		}
-		line := fmt.Sprintf("%d\t%s\t%.3f\t%.3f\t%.2fx\t%.1fx\t%s\t%.3f\t%.3f\t", row.n, seq, row.mem.Seconds(), row.tf.Seconds(),
-			row.tf.Seconds()/row.mem.Seconds(), row.seq.Seconds()/row.tf.Seconds(),
+		line := fmt.Sprintf("%d\t%s\t%.3f\t%.3f\t%.2fx\t%.3f\t%.3f\t%.2fx\t%.1fx\t%s\t%.3f\t%.3f\t", row.n, seq, row.mem.Seconds(), row.tf.Seconds(),
+			row.tf.Seconds()/row.mem.Seconds(), row.memCPU.Seconds(), row.tfCPU.Seconds(), row.tfCPU.Seconds()/row.memCPU.Seconds(),
+			row.seq.Seconds()/row.tf.Seconds(),
 			thousands(int64(float64(row.tfRecords)/row.tf.Seconds())),
 			msPer(row.mem, row.n), msPer(row.tf, row.n))
 		if r.python != "" {

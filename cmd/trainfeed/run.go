@@ -31,7 +31,7 @@ func runCmd() *cobra.Command {
 		sources, dataset, store, listen string
 		cpuProfile                      string
 		quiet                           bool
-		memLimit                        byteSize = 180 << 20
+		memLimit                        byteSize = pipeline.MemoryLimit
 		st                              *stageFlags
 		topo                            *topology.Config
 	)

@@ -17,6 +17,11 @@ import (
 	"github.com/trainfeed/trainfeed/producers"
 )
 
+// MemoryLimit is the soft memory limit `trainfeed run` sets for its
+// process (the embedded server, the stages and their buffers): the GC
+// works harder near it, so memory stays in bounds whatever the input.
+const MemoryLimit = 180 << 20
+
 // Job is one `trainfeed run`: an embedded JetStream, the three stages, a
 // list of sources published and followed to their end.
 type Job struct {
