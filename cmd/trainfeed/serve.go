@@ -48,7 +48,8 @@ HTTP (--http, default 127.0.0.1:8080):
   POST /v1/sources   publish sources: a JSON object or an array of them (docs/publishing.md)
   GET  /v1/status    the pipeline state as JSON (what trainfeed status shows)
   GET  /metrics      Prometheus metrics (docs/serve.md)
-  GET  /healthz      200 while serving`,
+  GET  /healthz      200 while serving
+  GET  /readyz       200 when connected to NATS with its consumers bound, else 503`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := stage.config()
@@ -126,7 +127,7 @@ func serve(ctx context.Context, o serveOptions) error {
 
 	var api *metrics.Server
 	if o.http != "" {
-		api, err = metrics.Listen(o.http, apiMux(js, m, pub, o.retryAfter))
+		api, err = metrics.Listen(o.http, apiMux(js, m, node.Ready, pub, o.retryAfter))
 		if err != nil {
 			return err
 		}
@@ -152,11 +153,11 @@ func serve(ctx context.Context, o serveOptions) error {
 	return nil
 }
 
-// apiMux is serve's HTTP API.
-func apiMux(js jetstream.JetStream, m *metrics.Metrics, pub *producers.Publisher, retryAfter time.Duration) *http.ServeMux {
-	mux := http.NewServeMux()
+// apiMux is serve's HTTP API: the operations endpoints every member
+// serves (metrics.OpsMux), sources and status.
+func apiMux(js jetstream.JetStream, m *metrics.Metrics, ready func(context.Context) error, pub *producers.Publisher, retryAfter time.Duration) *http.ServeMux {
+	mux := metrics.OpsMux(m, ready)
 	mux.Handle("/v1/sources", producers.HTTPHandler(pub, retryAfter))
-	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -168,10 +169,6 @@ func apiMux(js jetstream.JetStream, m *metrics.Metrics, pub *producers.Publisher
 			return
 		}
 		_ = json.NewEncoder(w).Encode(st)
-	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
 }

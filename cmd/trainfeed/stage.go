@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/trainfeed/trainfeed/internal/metrics"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/objects"
 	"github.com/trainfeed/trainfeed/internal/pipeline"
@@ -154,6 +155,7 @@ var topologyStreams = []string{
 // it ensures or binds to, and the run itself.
 type stageCmd struct {
 	stage    string
+	http     string // operations endpoints' address, "" for none
 	conn     *natsconn.Options
 	topo     *topology.Config
 	replicas int
@@ -166,6 +168,7 @@ func (s *stageCmd) addFlags(fl *pflag.FlagSet) {
 	s.topo = addTopologyFlags(fl)
 	fl.IntVar(&s.replicas, "replicas", 0, "replicas of every stream and bucket (0: 3 on a cluster of 3 or more servers, else 1); never lowers existing ones")
 	if s.stage != "" {
+		fl.StringVar(&s.http, "http", "", "serve /metrics, /healthz and /readyz on this host:port (empty: none)")
 		fl.BoolVar(&s.ensureTp, "ensure-topology", true, "create or update streams, consumers and buckets at start; false: only look them up, waiting until they exist (the topology flags are then ignored)")
 	}
 }
@@ -202,12 +205,28 @@ func (s *stageCmd) run(cmd *cobra.Command, cfg pipeline.Config) error {
 	defer node.Close()
 	cfg.Stages = []string{s.stage}
 	cfg.Logger = slog.Default()
+	m := metrics.New(metrics.Config{JS: node.JS})
+	cfg.Observe, cfg.Combine.OnCommit = m.Observe, m.Committed
 	if err := node.Prepare(cfg); err != nil {
 		return err
 	}
 	r := node.Stages.Runner(s.stage)
-	fmt.Fprintf(stderr, "trainfeed %s: member of consumer %q on %s (ack window %d)\n",
-		s.stage, s.stage, node.ServerURL(), r.Window())
+	m.AddRunner(s.stage, r)
+	httpAt := ""
+	if s.http != "" {
+		ops, err := metrics.Listen(s.http, metrics.OpsMux(m, node.Ready))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := ops.Close(5 * time.Second); err != nil {
+				slog.Warn("http", "err", err)
+			}
+		}()
+		httpAt = ", http http://" + ops.Addr()
+	}
+	fmt.Fprintf(stderr, "trainfeed %s: member of consumer %q on %s (ack window %d)%s\n",
+		s.stage, s.stage, node.ServerURL(), r.Window(), httpAt)
 	if err := node.Run(ctx); err != nil {
 		return err
 	}

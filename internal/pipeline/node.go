@@ -158,6 +158,26 @@ func (n *Node) ServerURL() string {
 	return "in-process only (no --listen)"
 }
 
+// Ready reports why the node cannot do its work now, or nil: it must be
+// connected to NATS, and the consumer of every stage it runs must answer.
+func (n *Node) Ready(ctx context.Context) error {
+	if !n.NC.IsConnected() {
+		return fmt.Errorf("not connected to NATS (%s)", n.NC.Status())
+	}
+	if n.Stages == nil {
+		return nil
+	}
+	for _, stage := range []string{topology.ConsumerFetch, topology.ConsumerTransform, topology.ConsumerCombine} {
+		if n.Stages.Runner(stage) == nil {
+			continue
+		}
+		if _, err := n.Topology.ConsumerOf(stage).Info(ctx); err != nil {
+			return fmt.Errorf("consumer %s: %w", stage, err)
+		}
+	}
+	return nil
+}
+
 // Embedded reports whether the node runs its own NATS server.
 func (n *Node) Embedded() bool { return n.srv != nil }
 
