@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/dlq"
+	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 func dlqCmd() *cobra.Command {
@@ -169,11 +171,20 @@ func dlqShowCmd(open openDLQ) *cobra.Command {
 			payload, perr := e.Payload()
 			out := cmd.OutOrStdout()
 			if asJSON {
+				shown := *e
+				if src, ok := payload.(wire.Source); ok && e.Stage == topology.ConsumerFetch {
+					// The raw payload of a source would show its credentials.
+					if raw, err := json.Marshal(src); err == nil {
+						shown.Data = raw
+					}
+				} else if perr != nil && e.Stage == topology.ConsumerFetch {
+					shown.Data = []byte(wire.RedactJSON(string(e.Data)))
+				}
 				v := struct {
 					*dlq.Entry
 					Payload      any    `json:"payload,omitempty"`
 					PayloadError string `json:"payload_error,omitempty"`
-				}{Entry: e, Payload: payload}
+				}{Entry: &shown, Payload: payload}
 				if perr != nil {
 					v.PayloadError = perr.Error()
 				}
@@ -217,7 +228,7 @@ func printDeadLetter(w io.Writer, e *dlq.Entry, payload any, perr error) {
 	}
 	fmt.Fprintf(w, "payload (%d bytes):\n", len(e.Data))
 	if perr != nil {
-		fmt.Fprintf(w, "  does not decode: %v\n  raw: %s\n", perr, shorten(strconv.Quote(string(e.Data)), 2000))
+		fmt.Fprintf(w, "  does not decode: %v\n  raw: %s\n", perr, shorten(strconv.Quote(wire.RedactJSON(string(e.Data))), 2000))
 		return
 	}
 	b, _ := json.MarshalIndent(payload, "  ", "  ")

@@ -256,6 +256,10 @@ func addFetchFlags(fl *pflag.FlagSet, c *fetch.Config) {
 	fl.IntVar(&c.MaxPerHost, "per-host", 64, "downloads at once from one host (lower it to be polite to hosts you do not own; see also --rate)")
 	fl.Float64Var(&c.PerHostRate, "rate", 0, "requests per second to one host (0: no limit)")
 	fl.IntVar(&c.MaxInFlight, "in-flight", 256, "downloads at once, over all hosts")
+	secrets := &localSecrets{}
+	fl.StringVar(&secrets.dir, "secrets-dir", "",
+		"folder of the files header values may name as ${file:NAME}; ${env:NAME} reads "+secretEnvPrefix+"NAME (docs/security.md)")
+	c.Secrets = secrets
 }
 
 // startCPUProfile starts the CPU profiler writing to path and returns what

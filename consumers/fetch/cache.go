@@ -125,7 +125,11 @@ func (h *Handler) getHTTP(ctx context.Context, src wire.Source, host string) (*g
 		return nil, fmt.Errorf("fetch %s: wait for a download slot: %w", disp, err)
 	}
 	defer release()
-	resp, err := h.openHTTP(ctx, src.URL, disp, src.Headers, entry)
+	headers, err := h.resolveHeaders(ctx, disp, src.Headers)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.openHTTP(ctx, src.URL, disp, headers, entry)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,10 @@ type Config struct {
 	// LookupHost resolves a host name to the addresses it may be dialled at.
 	// Default: the system resolver.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Secrets resolves the secret references of a source's header values
+	// (${kind:name}, see secrets.go) at request time. Nil: a source that
+	// names a secret fails, saying no secret store is configured.
+	Secrets Secrets
 	// UserAgent is sent with every request unless the source names its own.
 	// Default "trainfeed/0.1".
 	UserAgent string

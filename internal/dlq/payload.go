@@ -39,7 +39,8 @@ type FetchedSummary struct {
 }
 
 // Payload decodes the entry's original message by the stage that gave up on
-// it: a fetch entry holds a wire.Source, a transform entry a Fetched
+// it: a fetch entry holds a wire.Source (credential header values
+// redacted), a transform entry a Fetched
 // (FetchedSummary), a combine entry a record batch (BatchSummary, without
 // its values). It returns the reason when the payload does not decode — a
 // malformed source, for one, is why it was dead-lettered.
@@ -54,6 +55,7 @@ func (e *Entry) Payload() (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.Headers = wire.RedactHeaders(s.Headers) // credentials are never shown
 		return s, nil
 	case topology.ConsumerTransform:
 		var f wire.Fetched
