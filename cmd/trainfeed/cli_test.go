@@ -153,9 +153,9 @@ func TestFollowWhileRunning(t *testing.T) {
 	// Sources trickle in over about two seconds; chunks flush every 200ms.
 	sources := csvSources(t, n, rows, func(k int) time.Duration { return time.Duration(k) * 50 * time.Millisecond })
 	out, mirror := t.TempDir(), t.TempDir()
-	addr := freePort(t)
+	addr, runHTTP, followHTTP := freePort(t), freePort(t), freePort(t)
 	run := exec.Command(bin, "run", "--sources", sources, "--out", out, "--max-age", "200ms",
-		"--allow-private", "--listen", addr, "-q")
+		"--allow-private", "--listen", addr, "--http", runHTTP, "-q")
 	run.Stderr = os.Stderr
 	var runOut bytes.Buffer
 	run.Stdout = &runOut
@@ -172,7 +172,7 @@ func TestFollowWhileRunning(t *testing.T) {
 		c.Close()
 		return true
 	}, 20*time.Second, 20*time.Millisecond)
-	follow := exec.Command(bin, "follow", "--nats", "nats://"+addr, "--dataset", "default", "--out", mirror)
+	follow := exec.Command(bin, "follow", "--nats", "nats://"+addr, "--dataset", "default", "--out", mirror, "--http", followHTTP)
 	follow.Stderr = os.Stderr
 	require.NoError(t, follow.Start())
 	var followErr error
@@ -182,6 +182,19 @@ func TestFollowWhileRunning(t *testing.T) {
 		_ = follow.Process.Kill()
 		<-followExited
 	})
+
+	// Both serve their operations endpoints while they run.
+	for _, base := range []string{"http://" + runHTTP, "http://" + followHTTP} {
+		require.Eventually(t, func() bool {
+			code, _ := get(t, base+"/readyz")
+			return code == http.StatusOK
+		}, 10*time.Second, 20*time.Millisecond, "%s/readyz", base)
+		code, body := get(t, base+"/metrics")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "go_goroutines")
+	}
+	_, body := get(t, "http://"+runHTTP+"/metrics")
+	require.Contains(t, body, `trainfeed_stage_ack_window{stage="combine"}`)
 
 	// The mirror has chunks before the run is over.
 	var early int

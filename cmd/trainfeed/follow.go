@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trainfeed/trainfeed/internal/dataset"
+	"github.com/trainfeed/trainfeed/internal/metrics"
 	"github.com/trainfeed/trainfeed/internal/natsconn"
 	"github.com/trainfeed/trainfeed/internal/topology"
 )
@@ -17,6 +19,7 @@ import (
 func followCmd() *cobra.Command {
 	var cfg dataset.FollowConfig
 	var conn *natsconn.Options
+	var httpAddr string
 	cmd := &cobra.Command{
 		Use:   "follow --nats URL --dataset NAME --out DIR",
 		Short: "Mirror a dataset's chunks and manifest into a folder as they are committed",
@@ -61,6 +64,20 @@ interrupted.`,
 			if err != nil {
 				return err
 			}
+			if httpAddr != "" {
+				ready := func(context.Context) error {
+					if !nc.IsConnected() {
+						return fmt.Errorf("not connected to NATS (%s)", nc.Status())
+					}
+					return nil
+				}
+				ops, err := metrics.Listen(httpAddr, metrics.OpsMux(metrics.New(metrics.Config{JS: js}), ready))
+				if err != nil {
+					return err
+				}
+				defer func() { _ = ops.Close(5 * time.Second) }()
+				slog.Info("follow: serving /metrics, /healthz and /readyz", "http", "http://"+ops.Addr())
+			}
 			return f.Run(ctx)
 		},
 	}
@@ -69,5 +86,6 @@ interrupted.`,
 	fl.StringVar(&cfg.Dataset, "dataset", "", "dataset to follow")
 	fl.StringVar(&cfg.Out, "out", "follow", "folder to mirror into; the dataset goes to OUT/<dataset>/")
 	fl.Uint64Var(&cfg.From, "from", 0, "start at this chunk sequence number (default: after the last one in OUT)")
+	fl.StringVar(&httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this host:port (empty: none)")
 	return cmd
 }

@@ -29,6 +29,7 @@ import (
 func runCmd() *cobra.Command {
 	var (
 		sources, dataset, store, listen string
+		httpAddr                        string
 		cpuProfile                      string
 		quiet                           bool
 		memLimit                        byteSize = pipeline.MemoryLimit
@@ -80,7 +81,7 @@ recognised and not added twice.`,
 				}
 				defer stop()
 			}
-			job := &pipeline.Job{Listen: listen, StoreDir: store, Dataset: dataset, Topology: *topo, Stages: stages}
+			job := &pipeline.Job{Listen: listen, HTTP: httpAddr, StoreDir: store, Dataset: dataset, Topology: *topo, Stages: stages}
 			var bar *progress.Reporter
 			if !quiet {
 				bar = progress.New(cmd.ErrOrStderr())
@@ -108,6 +109,7 @@ recognised and not added twice.`,
 	fl.StringVar(&dataset, "dataset", producers.DefaultDataset, "dataset of sources that name none")
 	fl.StringVar(&store, "store", "", "JetStream store folder of the embedded server (default OUT/.jetstream)")
 	fl.StringVar(&listen, "listen", "", "also accept NATS clients (trainfeed follow, nats) on this host:port while running")
+	fl.StringVar(&httpAddr, "http", "", "serve /metrics, /healthz and /readyz on this host:port while running (empty: none)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar or lines")
 	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file")
 	fl.Var(&memLimit, "memory-limit", "soft memory limit of the process (GC works harder near it); 0: none; GOMEMLIMIT overrides")

@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/trainfeed/trainfeed/internal/metrics"
 	"github.com/trainfeed/trainfeed/internal/runner"
 	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 	"github.com/trainfeed/trainfeed/producers"
 )
 
@@ -27,6 +29,9 @@ const MemoryLimit = 180 << 20
 type Job struct {
 	// StoreDir holds the embedded server's JetStream files.
 	StoreDir string
+	// HTTP, if set, is host:port where the job serves /metrics, /healthz
+	// and /readyz while it runs (metrics.OpsMux).
+	HTTP string
 	// Listen, if set, is host:port where the embedded server accepts other
 	// processes (trainfeed follow, NATS clients) while the job runs.
 	Listen string
@@ -56,10 +61,41 @@ func (j *Job) Run(ctx context.Context, entries []producers.Entry) (Summary, erro
 		return Summary{}, err
 	}
 	defer node.Close()
+	var m *metrics.Metrics
+	if j.HTTP != "" {
+		m = metrics.New(metrics.Config{JS: node.JS})
+		observe, onCommit := j.Stages.Observe, j.Stages.Combine.OnCommit
+		j.Stages.Observe = func(stage string, msg *runner.Msg, o runner.Outcome, took time.Duration) {
+			m.Observe(stage, msg, o, took)
+			if observe != nil {
+				observe(stage, msg, o, took)
+			}
+		}
+		j.Stages.Combine.OnCommit = func(ch *wire.Chunk) {
+			m.Committed(ch)
+			if onCommit != nil {
+				onCommit(ch)
+			}
+		}
+	}
 	if err := node.Prepare(j.Stages); err != nil {
 		return Summary{}, err
 	}
 	js, stages := node.JS, node.Stages
+	if m != nil {
+		for _, s := range metrics.Stages {
+			m.AddRunner(s, stages.Runner(s))
+		}
+		ops, err := metrics.Listen(j.HTTP, metrics.OpsMux(m, node.Ready))
+		if err != nil {
+			return Summary{}, err
+		}
+		defer func() {
+			if err := ops.Close(5 * time.Second); err != nil {
+				j.Logger.Warn("http", "err", err)
+			}
+		}()
+	}
 	pub, err := producers.NewPublisher(js, j.Dataset)
 	if err != nil {
 		return Summary{}, err
