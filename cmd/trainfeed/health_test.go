@@ -27,7 +27,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// Each stage member serves /metrics, /healthz and /readyz on --http;
+// Each stage member, and serve, serves /metrics, /healthz and /readyz on --http;
 // /readyz turns unready while its NATS server is down and ready again once
 // the member has reconnected.
 func TestStageMembersServeHealth(t *testing.T) {
@@ -50,6 +50,11 @@ func TestStageMembersServeHealth(t *testing.T) {
 		p.WaitOutput(t, "member of consumer", 20*time.Second)
 		addrs[stage] = "http://" + addr
 	}
+	// serve, joining the same NATS, answers the same.
+	serveHTTP := opsAddr(t)
+	srv := startProc(t, "serve", nil, "serve", "--nats", url, "--http", serveHTTP, "--out", t.TempDir(), "--stages", "transform")
+	srv.WaitOutput(t, "trainfeed serve: stages", 20*time.Second)
+	addrs["serve"] = "http://" + serveHTTP
 	for stage, base := range addrs {
 		code, body := get(t, base+"/healthz")
 		require.Equal(t, http.StatusOK, code, stage)
@@ -57,7 +62,11 @@ func TestStageMembersServeHealth(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, "%s: %s", stage, body)
 		code, body = get(t, base+"/metrics")
 		require.Equal(t, http.StatusOK, code, stage)
-		require.Contains(t, body, `trainfeed_stage_ack_window{stage="`+stage+`"}`, stage)
+		want := stage
+		if stage == "serve" {
+			want = "transform"
+		}
+		require.Contains(t, body, `trainfeed_stage_ack_window{stage="`+want+`"}`, stage)
 	}
 
 	ns.Shutdown()
