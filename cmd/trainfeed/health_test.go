@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trainfeed/trainfeed/internal/natstest"
+	"github.com/trainfeed/trainfeed/internal/topology"
 )
 
 // get returns the status code and body of GET url, or 0 when nothing
@@ -87,4 +88,32 @@ func TestStageMembersServeHealth(t *testing.T) {
 			return code == http.StatusOK
 		}, 30*time.Second, 50*time.Millisecond, "%s is not ready again after NATS came back", stage)
 	}
+}
+
+// The group's settings are stored once, in its consumers: a member
+// started with another --ack-wait keeps the stored one and says so;
+// trainfeed setup is what changes it.
+func TestMemberKeepsTheGroupsSettings(t *testing.T) {
+	ns := natstest.Server(t)
+	url := ns.ClientURL()
+	_, js := natstest.Connect(t, ns)
+	ackWait := func() time.Duration {
+		c, err := js.Consumer(t.Context(), topology.StreamSources, topology.ConsumerFetch)
+		require.NoError(t, err)
+		return c.CachedInfo().Config.AckWait
+	}
+	_, code := trainfeed(t, t.TempDir(), "setup", "--nats", url, "--ack-wait", "30s")
+	require.Equal(t, 0, code)
+	require.Equal(t, 30*time.Second, ackWait())
+
+	m := startProc(t, "fetch", nil, "fetch", "--nats", url, "--ack-wait", "10s")
+	m.WaitOutput(t, "member of consumer", 20*time.Second)
+	require.Contains(t, m.Output(), "keeps the group's stored setting")
+	require.Contains(t, m.Output(), "stored=30s asked=10s")
+	require.Equal(t, 30*time.Second, ackWait(), "the member did not rewrite it")
+	require.Equal(t, 0, m.Stop(20*time.Second))
+
+	_, code = trainfeed(t, t.TempDir(), "setup", "--nats", url, "--ack-wait", "10s")
+	require.Equal(t, 0, code)
+	require.Equal(t, 10*time.Second, ackWait(), "setup changes it")
 }

@@ -183,6 +183,7 @@ func (s *stageCmd) connect(ctx context.Context, name string) (*pipeline.Node, er
 	}
 	topo := *s.topo
 	topo.Replicas = s.replicas
+	topo.UpdateConsumers = s.stage == "" // setup writes the group's settings; members keep them
 	cfg := pipeline.NodeConfig{NATS: conn, Topology: topo}
 	if s.stage != "" && !s.ensureTp {
 		cfg.BindStage = s.stage

@@ -77,6 +77,7 @@ func Connect(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 			return nil, err
 		}
 		topo.Replicas = 1
+		topo.UpdateConsumers = true // the sole member: its settings are the group's
 	} else {
 		if cfg.StoreDir != "" || cfg.Listen != "" {
 			return nil, errors.New("a store folder and a listen address are for the embedded server: not with NATS URLs")
@@ -100,6 +101,10 @@ func Connect(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	for _, k := range n.Topology.Kept {
+		cfg.Logger.Warn("the consumer keeps the group's stored setting, not this member's; trainfeed setup changes it",
+			"consumer", k.Consumer, "setting", k.Setting, "stored", k.Stored, "asked", k.Asked)
 	}
 	if cfg.Reclaim {
 		if err := n.Topology.Reclaim(ctx); err != nil {

@@ -140,6 +140,11 @@ type Config struct {
 	Sources, Fetched, Records, DLQ Limits
 	// Fetch, Transform and Combine are the consumer windows.
 	Fetch, Transform, Combine Window
+	// UpdateConsumers makes Ensure write these windows into consumers that
+	// exist already: for setup, and for a sole member (run, the embedded
+	// server). Otherwise an existing consumer keeps the group's stored
+	// settings, and Topology.Kept says where this Config asked otherwise.
+	UpdateConsumers bool
 }
 
 // Limits caps one stream. Zero fields take the defaults given for each.
@@ -218,10 +223,20 @@ type Topology struct {
 	Combine jetstream.Consumer
 	// Transform is the transform stage's consumer.
 	Transform jetstream.Consumer
+	// Kept lists the settings of existing consumers Ensure left as stored
+	// although the Config asked otherwise (see Config.UpdateConsumers).
+	Kept []Kept
 }
 
-// Ensure creates or updates every stream, consumer and bucket, so it may be
-// called at every start by every process. It retries while a fresh cluster
+// Kept is a consumer setting Ensure kept as stored.
+type Kept struct {
+	Consumer, Setting string
+	Stored, Asked     string
+}
+
+// Ensure creates or updates every stream and bucket, and creates every
+// consumer (updating an existing one only with Config.UpdateConsumers),
+// so it may be called at every start by every process. It retries while a fresh cluster
 // has no meta leader yet, until ctx ends.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
 	if err := cfg.Validate(); err != nil {
@@ -336,13 +351,13 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	}
 	t := &Topology{JS: js}
 	var err error
-	if t.Fetch, err = consumer(ctx, js, StreamSources, ConsumerFetch, cfg.Fetch); err != nil {
+	if t.Fetch, err = t.consumer(ctx, StreamSources, ConsumerFetch, cfg.Fetch, cfg.UpdateConsumers); err != nil {
 		return nil, err
 	}
-	if t.Transform, err = consumer(ctx, js, StreamFetched, ConsumerTransform, cfg.Transform); err != nil {
+	if t.Transform, err = t.consumer(ctx, StreamFetched, ConsumerTransform, cfg.Transform, cfg.UpdateConsumers); err != nil {
 		return nil, err
 	}
-	if t.Combine, err = consumer(ctx, js, StreamRecords, ConsumerCombine, cfg.Combine); err != nil {
+	if t.Combine, err = t.consumer(ctx, StreamRecords, ConsumerCombine, cfg.Combine, cfg.UpdateConsumers); err != nil {
 		return nil, err
 	}
 	t.Bodies, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
@@ -431,12 +446,43 @@ func (t *Topology) Reclaim(ctx context.Context) error {
 	return nil
 }
 
-func consumer(ctx context.Context, js jetstream.JetStream, stream, name string, w Window) (jetstream.Consumer, error) {
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, ConsumerConfig(name, w))
+// consumer creates the consumer name with window w, or, when it exists and
+// update is false, keeps it as stored and notes in t.Kept where w differs.
+func (t *Topology) consumer(ctx context.Context, stream, name string, w Window, update bool) (jetstream.Consumer, error) {
+	if !update {
+		c, err := t.JS.Consumer(ctx, stream, name)
+		if err == nil {
+			stored := c.CachedInfo().Config
+			t.keep(name, stored, w)
+			if stored.MaxDeliver == -1 && stored.Metadata[MetaMaxDeliver] != "" {
+				return c, nil
+			}
+			// Made by an older trainfeed, with a server delivery limit:
+			// moved over to the runner's, its settings kept.
+			w = Window{MaxAckPending: stored.MaxAckPending, AckWait: stored.AckWait, MaxDeliver: MaxDeliverOf(stored)}
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("look up consumer %s on %s: %w", name, stream, err)
+		}
+	}
+	c, err := t.JS.CreateOrUpdateConsumer(ctx, stream, ConsumerConfig(name, w))
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s on %s: %w", name, stream, err)
 	}
 	return c, nil
+}
+
+// keep notes the settings of the stored consumer config that w asks
+// otherwise.
+func (t *Topology) keep(name string, stored jetstream.ConsumerConfig, w Window) {
+	if stored.AckWait != w.AckWait {
+		t.Kept = append(t.Kept, Kept{Consumer: name, Setting: "ack wait", Stored: stored.AckWait.String(), Asked: w.AckWait.String()})
+	}
+	if stored.MaxAckPending != w.MaxAckPending {
+		t.Kept = append(t.Kept, Kept{Consumer: name, Setting: "window", Stored: strconv.Itoa(stored.MaxAckPending), Asked: strconv.Itoa(w.MaxAckPending)})
+	}
+	if n := MaxDeliverOf(stored); n != w.MaxDeliver {
+		t.Kept = append(t.Kept, Kept{Consumer: name, Setting: "max deliver", Stored: strconv.Itoa(n), Asked: strconv.Itoa(w.MaxDeliver)})
+	}
 }
 
 // keepReplicas returns want, or the replicas stream already has when those
