@@ -192,6 +192,9 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 		require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_ack_window\{stage="%s"\} [1-9]`, stage), metricsText)
 	}
 	require.Regexp(t, `(?m)^trainfeed_stage_messages_dead_lettered_total\{stage="fetch"\} 1$`, metricsText)
+	// Freshness, publish to commit, of sources published by a plain NATS
+	// client too (timed from when the stream stored them).
+	require.Regexp(t, `(?m)^trainfeed_dataset_freshness_seconds_count\{dataset="mydata"\} [1-9]`, metricsText)
 	require.Regexp(t, fmt.Sprintf(`(?m)^trainfeed_stage_records_total\{stage="combine"\} %d$`, 4*rows), metricsText)
 	require.Regexp(t, `(?m)^trainfeed_dlq_messages\{dataset="mydata",stage="fetch"\} 1$`, metricsText)
 

@@ -139,7 +139,7 @@ func (c *Combiner) prepare(ctx context.Context, ds *set, batches []*wire.RecordB
 		fitted = append(fitted, fb)
 		ch.Records += int64(b.Rows)
 		ch.Parts = append(ch.Parts, wire.PartRef{
-			SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows, Nulled: nulled,
+			SourceID: b.SourceID, URL: b.URL, Part: b.Part, Last: b.Last, Rows: b.Rows, Nulled: nulled, PublishedAt: b.PublishedAt,
 			Skipped: max(b.SkippedRows, len(b.Skipped)), Skips: b.Skipped[:min(len(b.Skipped), maxPartSkips)],
 		})
 	}

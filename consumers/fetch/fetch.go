@@ -146,6 +146,9 @@ func (h *Handler) Handle(ctx context.Context, m *runner.Msg) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 
+	if src.PublishedAt.IsZero() {
+		src.PublishedAt = m.Stored // a source published without one, by any NATS client
+	}
 	err = h.handle(ctx, src, m.Delivered)
 	if err != nil && runner.IsPermanent(err) && m.Delivered > 1 {
 		// The runner counts attempts only for errors it retried.
@@ -172,7 +175,7 @@ func (h *Handler) handle(ctx context.Context, src wire.Source, attempt uint64) e
 	f := &wire.Fetched{
 		SourceID: id, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Records: src.Records,
 		Object: got.object, SHA256: got.sha256, Size: got.size, ContentType: got.contentType,
-		FromCache: got.fromCache, Status: got.status, FetchedAt: time.Now().UTC(),
+		FromCache: got.fromCache, Status: got.status, FetchedAt: time.Now().UTC(), PublishedAt: src.PublishedAt,
 	}
 	if id != src.ID {
 		f.ForSource = src.ID

@@ -307,6 +307,7 @@ func (p *publisher) publish(ctx context.Context, b *parse.Batch) error {
 	rb := &wire.RecordBatch{
 		SourceID: p.f.SourceID, Dataset: p.f.Dataset, URL: p.f.URL, Part: p.part, Last: b.Last,
 		Rows: b.Rows, Columns: b.Columns, Skipped: p.skipped, SkippedRows: p.unsent, At: time.Now().UTC(),
+		PublishedAt: p.f.PublishedAt,
 	}
 	rb.SchemaFP = chunk.Fingerprint(chunk.SchemaOf(rb))
 	data, err := wire.Encode(rb)

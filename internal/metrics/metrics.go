@@ -52,6 +52,7 @@ type Metrics struct {
 	written *prometheus.CounterVec
 	nulled  *prometheus.CounterVec
 	rewrote *prometheus.CounterVec
+	fresh   *prometheus.HistogramVec
 
 	mu      sync.Mutex
 	runners map[string]*runner.Runner
@@ -100,11 +101,16 @@ func New(cfg Config) *Metrics {
 			Namespace: Namespace, Subsystem: "dataset", Name: "chunks_rewritten_total",
 			Help: "Chunks this process wrote again in a widened schema.",
 		}, []string{"dataset"}),
+		fresh: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Subsystem: "dataset", Name: "freshness_seconds",
+			Help:    "Time from a source's publish to the commit of the chunk that holds its records, per committed part.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"dataset"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, (*collector)(m),
+		m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, m.fresh, (*collector)(m),
 	)
 	return m
 }
@@ -160,8 +166,12 @@ func (m *Metrics) Committed(ch *wire.Chunk) {
 	}
 	m.written.WithLabelValues(ch.Dataset).Add(float64(ch.Records))
 	nulled := 0
+	now := time.Now()
 	for _, p := range ch.Parts {
 		nulled += p.Nulled
+		if !p.PublishedAt.IsZero() {
+			m.fresh.WithLabelValues(ch.Dataset).Observe(now.Sub(p.PublishedAt).Seconds())
+		}
 	}
 	if nulled > 0 {
 		m.nulled.WithLabelValues(ch.Dataset).Add(float64(nulled))

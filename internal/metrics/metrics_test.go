@@ -200,13 +200,15 @@ func TestSkippedRowsPerDataset(t *testing.T) {
 // dataset; a rewrite counts as a rewrite, its rows not again.
 func TestCommittedChunksPerDataset(t *testing.T) {
 	m := metrics.New(metrics.Config{})
-	m.Committed(&wire.Chunk{Dataset: "ds", Records: 7, Parts: []wire.PartRef{{Rows: 4, Nulled: 1}, {Rows: 3, Nulled: 2}}})
+	m.Committed(&wire.Chunk{Dataset: "ds", Records: 7, Parts: []wire.PartRef{
+		{Rows: 4, Nulled: 1, PublishedAt: time.Now().Add(-2 * time.Second)}, {Rows: 3, Nulled: 2}}})
 	m.Committed(&wire.Chunk{Dataset: "ds", Records: 5, Parts: []wire.PartRef{{Rows: 5}}})
 	m.Committed(&wire.Chunk{Dataset: "ds", Records: 7, Replaces: "chunk-000000000001-aaaaaaaa.parquet"})
 	for name, want := range map[string]float64{
 		"trainfeed_dataset_rows_written_total":     12,
 		"trainfeed_dataset_values_nulled_total":    3,
 		"trainfeed_dataset_chunks_rewritten_total": 1,
+		"trainfeed_dataset_freshness_seconds":      1, // its count: only the part that says when it was published
 	} {
 		got, ok := value(t, m, name, map[string]string{"dataset": "ds"})
 		require.True(t, ok, name)

@@ -32,6 +32,8 @@ type Msg struct {
 	Header    nats.Header
 	Delivered uint64 // 1 on the first delivery
 	StreamSeq uint64
+	// Stored is when the stream stored the message.
+	Stored time.Time
 }
 
 // Handler handles one message. It returns nil when the message is done (and
@@ -312,7 +314,7 @@ func (r *Runner) handle(runCtx, ctx context.Context, jm jetstream.Msg) {
 	m := &Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Delivered: 1}
 	m.Dataset = topology.DatasetOf(m.Subject)
 	if md, err := jm.Metadata(); err == nil {
-		m.Delivered, m.StreamSeq = md.NumDelivered, md.Sequence.Stream
+		m.Delivered, m.StreamSeq, m.Stored = md.NumDelivered, md.Sequence.Stream, md.Timestamp
 	}
 
 	start := time.Now()

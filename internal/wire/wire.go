@@ -51,6 +51,9 @@ type Fetched struct {
 	ContentType string    `msgpack:"content_type,omitempty"`
 	FromCache   bool      `msgpack:"from_cache"`
 	FetchedAt   time.Time `msgpack:"fetched_at"`
+	// PublishedAt is when the source was published, for freshness: its
+	// own published_at, else when the sources stream stored it.
+	PublishedAt time.Time `msgpack:"published_at,omitempty"`
 	// Status is the HTTP status of the response the body came with: 200, or
 	// 304 when the cached body was revalidated. Zero for local files and for
 	// a body the cache served without asking the server.
@@ -80,6 +83,8 @@ type RecordBatch struct {
 	Rows     int       `msgpack:"rows"`
 	Columns  []Column  `msgpack:"columns"`
 	At       time.Time `msgpack:"at"`
+	// PublishedAt is when the batch's source was published (Fetched's).
+	PublishedAt time.Time `msgpack:"published_at,omitempty"`
 	// Skipped lists the malformed input rows the parser skipped since the
 	// source's previous batch; a source lists at most 100 of them in all.
 	Skipped []SkippedRow `msgpack:"skipped,omitempty"`
@@ -200,6 +205,9 @@ type PartRef struct {
 	// Nulled counts the part's values the dataset's column types could
 	// not hold unchanged: they are null in the chunk.
 	Nulled int `msgpack:"nulled,omitempty" json:"nulled,omitempty"`
+	// PublishedAt is when the part's source was published: the start of
+	// its freshness (publish to chunk committed).
+	PublishedAt time.Time `msgpack:"published_at,omitempty" json:"-"`
 	// Skipped counts the malformed input rows of the source skipped since
 	// its previous part; Skips lists the first few.
 	Skipped int          `msgpack:"skipped,omitempty" json:"skipped,omitempty"`
