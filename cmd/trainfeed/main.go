@@ -36,7 +36,7 @@ func main() {
 		return setupLogging(logLevel, logFormat)
 	}
 	root.AddCommand(followCmd(), runCmd(), benchCmd(), serveCmd(), publishCmd(), dlqCmd(), statusCmd(), rebuildCmd(),
-		fetchCmd(), transformCmd(), combineCmd(), setupCmd())
+		fetchCmd(), transformCmd(), combineCmd(), setupCmd(), lintCmd())
 	err := root.ExecuteContext(ctx)
 	var ee exitError
 	switch {
