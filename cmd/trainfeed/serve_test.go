@@ -205,9 +205,14 @@ func TestServeNatsPubMetricsStatus(t *testing.T) {
 	require.Regexp(t, `(?m)^fetch\s+0\s+0/256\s+[\d.]+\s+0\s+1$`, status)
 	require.Regexp(t, `(?m)^transform\s+0\s+0/32\s+[\d.]+\s+0\s+0$`, status)
 	require.Regexp(t, `(?m)^combine\s+0\s+0/64\s+[\d.]+\s+0\s+0$`, status)
+	// The last chunk of each dataset, and how fresh its records were.
+	require.Regexp(t, `(?m)^DATASET\s+LAST CHUNK\s+COMMITTED\s+FRESHNESS P50\s+MAX$`, status)
+	require.Regexp(t, `(?m)^mydata\s+[1-9]\d*\s+\S+ ago\s+\d\S*s\s+\d\S*s$`, status)
 	var st metrics.State
 	require.NoError(t, json.Unmarshal([]byte(p.get(t, "/v1/status")), &st))
 	require.Len(t, st.Stages, 3)
+	require.NotEmpty(t, st.Datasets)
+	require.Positive(t, st.Datasets[0].FreshnessMax)
 	p.stop(t, 15*time.Second)
 }
 

@@ -126,6 +126,20 @@ func printStatus(w io.Writer, a, b *metrics.State) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s%s\n", s.Stream, s.Messages, limit(s.MaxMessages, false), bytesHuman(int64(s.Bytes)), limit(s.MaxBytes, true), full)
 	}
 	_ = tw.Flush()
+	if len(b.Datasets) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATASET	LAST CHUNK	COMMITTED	FRESHNESS P50	MAX")
+	for _, d := range b.Datasets {
+		p50, mx := "-", "-"
+		if d.FreshnessMax > 0 {
+			p50, mx = d.Freshness50.Round(time.Millisecond).String(), d.FreshnessMax.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s ago\t%s\t%s\n", d.Dataset, d.LastSeq, age(b.At.Sub(d.Committed)), p50, mx)
+	}
+	_ = tw.Flush()
 }
 
 func limit(n int64, bytes bool) string {

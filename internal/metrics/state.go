@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trainfeed/trainfeed/internal/topology"
+	"github.com/trainfeed/trainfeed/internal/wire"
 )
 
 // Stages lists trainfeed's stages in pipeline order.
@@ -65,12 +67,26 @@ type DLQCount struct {
 	Messages uint64 `json:"messages"`
 }
 
+// DatasetState is a dataset's last committed chunk, as its chunk event
+// says: how fresh what trainers got is.
+type DatasetState struct {
+	Dataset   string    `json:"dataset"`
+	LastSeq   uint64    `json:"last_seq"`
+	Committed time.Time `json:"committed_at"`
+	// Freshness50 and FreshnessMax are the median and the largest time from
+	// the publish of a source of the chunk to its commit; zero when its
+	// parts do not say when they were published.
+	Freshness50  time.Duration `json:"freshness_p50_ns,omitempty"`
+	FreshnessMax time.Duration `json:"freshness_max_ns,omitempty"`
+}
+
 // State is a snapshot of the pipeline's JetStream side.
 type State struct {
-	At      time.Time     `json:"at"`
-	Stages  []StageState  `json:"stages"`
-	Streams []StreamState `json:"streams"`
-	DLQ     []DLQCount    `json:"dlq"`
+	At       time.Time      `json:"at"`
+	Stages   []StageState   `json:"stages"`
+	Streams  []StreamState  `json:"streams"`
+	DLQ      []DLQCount     `json:"dlq"`
+	Datasets []DatasetState `json:"datasets,omitempty"`
 }
 
 // ReadState reads every stage consumer and stream, and counts dead letters
@@ -82,8 +98,11 @@ func ReadState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 	for _, name := range []string{topology.StreamSources, topology.StreamFetched, topology.StreamRecords, topology.StreamChunks, topology.StreamDLQ} {
 		ss := StreamState{Stream: name}
 		var opts []jetstream.StreamInfoOpt
-		if name == topology.StreamDLQ {
+		switch name {
+		case topology.StreamDLQ:
 			opts = append(opts, jetstream.WithSubjectFilter(topology.SubjectDLQ+".>"))
+		case topology.StreamChunks:
+			opts = append(opts, jetstream.WithSubjectFilter(topology.SubjectChunks+".*"))
 		}
 		s, err := js.Stream(ctx, name)
 		var info *jetstream.StreamInfo
@@ -98,6 +117,11 @@ func ReadState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 		default:
 			ss.Messages, ss.Bytes = info.State.Msgs, info.State.Bytes
 			ss.MaxMessages, ss.MaxBytes = info.Config.MaxMsgs, info.Config.MaxBytes
+			if name == topology.StreamChunks {
+				if st.Datasets, err = lastChunks(ctx, s, info); err != nil {
+					return nil, err
+				}
+			}
 			if name == topology.StreamDLQ {
 				for subj, n := range info.State.Subjects {
 					stage, dataset, ok := splitDLQSubject(subj)
@@ -136,6 +160,39 @@ func ReadState(ctx context.Context, js jetstream.JetStream) (*State, error) {
 		st.Stages = append(st.Stages, cs)
 	}
 	return st, nil
+}
+
+// lastChunks reads the last chunk event of every dataset of the chunks
+// stream s, whose info lists its subjects.
+func lastChunks(ctx context.Context, s jetstream.Stream, info *jetstream.StreamInfo) ([]DatasetState, error) {
+	var out []DatasetState
+	for subj := range info.State.Subjects {
+		msg, err := s.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the last chunk event of %s: %w", subj, err)
+		}
+		var ch wire.Chunk
+		if wire.Decode(msg.Data, &ch) != nil {
+			continue
+		}
+		ds := DatasetState{Dataset: ch.Dataset, LastSeq: ch.Seq, Committed: ch.CreatedAt}
+		var waits []time.Duration
+		for _, p := range ch.Parts {
+			if !p.PublishedAt.IsZero() {
+				waits = append(waits, ch.CreatedAt.Sub(p.PublishedAt))
+			}
+		}
+		if len(waits) > 0 {
+			slices.Sort(waits)
+			ds.Freshness50, ds.FreshnessMax = waits[len(waits)/2], waits[len(waits)-1]
+		}
+		out = append(out, ds)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dataset < out[j].Dataset })
+	return out, nil
 }
 
 // Stage returns the state of stage, or nil.
