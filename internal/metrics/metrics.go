@@ -11,6 +11,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"sort"
 	"sync"
 	"time"
 
@@ -114,6 +116,33 @@ func New(cfg Config) *Metrics {
 	)
 	return m
 }
+
+// Names returns the name of every trainfeed metric m exports, sorted; a
+// histogram by its base name (its series add _bucket, _sum and _count).
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc, 64)
+	go func() {
+		defer close(ch)
+		for _, c := range []prometheus.Collector{m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, m.fresh, (*collector)(m)} {
+			c.Describe(ch)
+		}
+	}()
+	seen := map[string]bool{}
+	for d := range ch {
+		if n := fqName.FindStringSubmatch(d.String()); n != nil {
+			seen[n[1]] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// fqName finds a metric's name in prometheus.Desc's String.
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // Registry returns the registry, to add more collectors to.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
