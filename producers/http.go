@@ -41,10 +41,11 @@ type HTTPSource struct {
 	Format  string            `json:"format,omitempty"`
 	Records string            `json:"records,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
+	Auth    *wire.SourceAuth  `json:"auth,omitempty"`
 }
 
 func (h HTTPSource) source() Source {
-	return Source{ID: h.ID, Dataset: h.Dataset, URL: h.URL, Format: h.Format, Records: h.Records, Headers: h.Headers}
+	return Source{ID: h.ID, Dataset: h.Dataset, URL: h.URL, Format: h.Format, Records: h.Records, Headers: h.Headers, Auth: h.Auth}
 }
 
 // HTTPHandler returns the handler of POST /v1/sources: the body is one JSON

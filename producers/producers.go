@@ -44,8 +44,11 @@ type Source struct {
 	// document, such as "data" or "data.items", for an API that wraps its
 	// records ({"data": [...], "next": ...}). Empty: the body is the records.
 	Records string
-	// Headers are sent with an HTTP request.
+	// Headers are sent with an HTTP request. A value may name secrets
+	// (${env:NAME}, ${file:NAME}) that the fetch stage resolves.
 	Headers map[string]string
+	// Auth, if set, is how the request authenticates (basic auth).
+	Auth *wire.SourceAuth
 }
 
 // Publisher publishes sources to JetStream and waits for each to be stored.
@@ -102,7 +105,7 @@ func (p *Publisher) Publish(ctx context.Context, src Source) (Source, error) {
 	}
 	data, err := wire.Encode(&wire.Source{
 		ID: src.ID, Dataset: src.Dataset, URL: src.URL, Format: src.Format, Records: src.Records,
-		Headers: src.Headers, PublishedAt: time.Now().UTC(),
+		Headers: src.Headers, Auth: src.Auth, PublishedAt: time.Now().UTC(),
 	})
 	if err != nil {
 		return src, err

@@ -22,9 +22,11 @@ import (
 // value is anywhere in the JetStream store, the output or the logs; and
 // `dlq show` redacts a credential a source still carried inline.
 func TestCredentialsNeverLeaveTheFetchStage(t *testing.T) {
-	const token, apiKey, inline = "tok-7f3a9c2e1b", "key-5d8e0a4c6f", "inline-9b2c7e1d3a"
+	const token, apiKey, password, inline = "tok-7f3a9c2e1b", "key-5d8e0a4c6f", "pw-3e8d1a7c5b", "inline-9b2c7e1d3a"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok := r.Header.Get("Authorization") == "Bearer "+token || r.Header.Get("X-Api-Key") == apiKey
+		user, pw, basic := r.BasicAuth()
+		ok := r.Header.Get("Authorization") == "Bearer "+token || r.Header.Get("X-Api-Key") == apiKey ||
+			(basic && user == "ann" && pw == password)
 		if !ok || strings.HasPrefix(r.URL.Path, "/denied") {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
@@ -42,29 +44,30 @@ func TestCredentialsNeverLeaveTheFetchStage(t *testing.T) {
 		require.NoError(t, err)
 		return string(b) + "\n"
 	}
+	basicLine := `{"url": "` + srv.URL + `/basic.csv", "dataset": "api", "auth": {"basic": {"user": "ann", "password": "${env:BASIC_PW}"}}}` + "\n"
 	sources := line("/a.csv", map[string]string{"Authorization": "Bearer ${env:API_TOKEN}"}) +
 		line("/b.csv", map[string]string{"X-Api-Key": "${file:apikey}"}) +
 		line("/denied.csv", map[string]string{"Authorization": "Bearer ${env:API_TOKEN}"}) +
-		line("/c.csv", map[string]string{"Authorization": "Bearer ${env:MISSING}"})
+		line("/c.csv", map[string]string{"Authorization": "Bearer ${env:MISSING}"}) + basicLine
 	writeFiles(t, dir, map[string]string{"sources.txt": sources})
 	out := filepath.Join(dir, "out")
 
 	run := exec.Command(bin, "run", "--sources", "sources.txt", "--out", out, "--allow-private",
 		"--secrets-dir", secrets, "--log-level", "debug", "-q")
 	run.Dir = dir
-	run.Env = append(os.Environ(), "TRAINFEED_SECRET_API_TOKEN="+token)
+	run.Env = append(os.Environ(), "TRAINFEED_SECRET_API_TOKEN="+token, "TRAINFEED_SECRET_BASIC_PW="+password)
 	var stdout, stderr bytes.Buffer
 	run.Stdout, run.Stderr = &stdout, &stderr
 	err := run.Run()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "two sources fail: %s", stdout.String())
 	require.Equal(t, 1, ee.ExitCode())
-	require.Contains(t, stdout.String(), "sources: 2 ok, 2 failed")
+	require.Contains(t, stdout.String(), "sources: 3 ok, 2 failed")
 	require.Contains(t, stdout.String(), "TRAINFEED_SECRET_MISSING is not set", "the missing secret is named")
 
 	// No secret value anywhere: the store folder, every output file, the logs.
 	logs := stdout.String() + stderr.String()
-	for _, secret := range []string{token, apiKey} {
+	for _, secret := range []string{token, apiKey, password} {
 		require.NotContains(t, logs, secret)
 		require.NoError(t, filepath.Walk(out, func(path string, info os.FileInfo, err error) error {
 			if err != nil || info.IsDir() {
@@ -98,7 +101,7 @@ func TestCredentialsNeverLeaveTheFetchStage(t *testing.T) {
 		shown = strings.Join(all, "\n")
 		return strings.Contains(shown, "inline.csv")
 	}, 30*time.Second, 200*time.Millisecond)
-	for _, secret := range []string{token, apiKey, inline} {
+	for _, secret := range []string{token, apiKey, password, inline} {
 		require.NotContains(t, shown, secret)
 	}
 	require.Contains(t, shown, "[redacted]")

@@ -108,7 +108,7 @@ func (h *Handler) save(ctx context.Context, key string, e *cacheEntry) error {
 func (h *Handler) getHTTP(ctx context.Context, src wire.Source, host string) (*got, error) {
 	disp := display(src.URL)
 	useCache := cacheable(src.Headers)
-	key := urlKey(src.URL, src.Headers)
+	key := urlKey(src.URL, cacheHeaders(src))
 	var entry *cacheEntry
 	if useCache {
 		var err error
@@ -125,7 +125,7 @@ func (h *Handler) getHTTP(ctx context.Context, src wire.Source, host string) (*g
 		return nil, fmt.Errorf("fetch %s: wait for a download slot: %w", disp, err)
 	}
 	defer release()
-	headers, err := h.resolveHeaders(ctx, disp, src.Headers)
+	headers, err := h.resolveHeaders(ctx, disp, src)
 	if err != nil {
 		return nil, err
 	}

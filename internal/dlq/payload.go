@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/trainfeed/trainfeed/internal/topology"
@@ -56,6 +57,11 @@ func (e *Entry) Payload() (any, error) {
 			return nil, err
 		}
 		s.Headers = wire.RedactHeaders(s.Headers) // credentials are never shown
+		if s.Auth != nil && s.Auth.Basic != nil && !strings.Contains(s.Auth.Basic.Password, "${") {
+			basic := *s.Auth.Basic
+			basic.Password = wire.Redacted
+			s.Auth = &wire.SourceAuth{Basic: &basic}
+		}
 		return s, nil
 	case topology.ConsumerTransform:
 		var f wire.Fetched

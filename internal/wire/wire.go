@@ -36,6 +36,22 @@ type Source struct {
 	// document ("data", "data.items"), for an API that wraps its records;
 	// empty: the body is the records. See RecordsPath.
 	Records string `msgpack:"records,omitempty" json:"records,omitempty"`
+	// Auth, if set, says how the request authenticates beyond Headers.
+	Auth *SourceAuth `msgpack:"auth,omitempty" json:"auth,omitempty"`
+}
+
+// SourceAuth is how a source's request authenticates.
+type SourceAuth struct {
+	// Basic is HTTP basic authentication (RFC 7617).
+	Basic *BasicAuth `msgpack:"basic,omitempty" json:"basic,omitempty"`
+}
+
+// BasicAuth is a user and password for HTTP basic authentication. The
+// password should name a secret (${env:NAME}, ${file:NAME}) that the
+// fetch stage resolves at request time, as header values may.
+type BasicAuth struct {
+	User     string `msgpack:"user" json:"user"`
+	Password string `msgpack:"password" json:"password"`
 }
 
 // Fetched references a downloaded body stored in the bodies object store.
