@@ -43,11 +43,12 @@ const rewriteRetry = 5 * time.Second
 type supersede struct{ old, new *wire.Chunk }
 
 // replace applies an entry at a seq the ledger has: a rewrite when it
-// lists another file than the entry applied. It reports whether the
-// folder needs a sync. Callers hold c.mu.
+// lists another file, or the same file in another schema version, than
+// the entry applied. It reports whether the folder needs a sync. Callers
+// hold c.mu.
 func (c *Combiner) replace(ds *set, ch *wire.Chunk) bool {
 	i, found := slices.BinarySearchFunc(ds.all, ch.Seq, func(e *wire.Chunk, seq uint64) int { return cmp.Compare(e.Seq, seq) })
-	if !found || ds.all[i].SHA256 == ch.SHA256 {
+	if !found || (ds.all[i].SHA256 == ch.SHA256 && ds.all[i].SchemaVersion == ch.SchemaVersion) {
 		return false
 	}
 	old := ds.all[i]
@@ -57,7 +58,12 @@ func (c *Combiner) replace(ds *set, ch *wire.Chunk) bool {
 		return false
 	}
 	ds.chunks[j] = ch
-	if j < ds.placed {
+	switch {
+	case old.File == ch.File:
+		// The same bytes in the new types (JSON lines write 1 for an int
+		// and for a float alike): only its entry in manifest.json changes.
+		ds.relisted = append(ds.relisted, supersede{old: old, new: ch})
+	case j < ds.placed:
 		ds.superseded = append(ds.superseded, supersede{old: old, new: ch})
 	}
 	return true
@@ -187,6 +193,9 @@ func (c *Combiner) rewriteChunk(ctx context.Context, ds *set, old *wire.Chunk) e
 		return err
 	}
 	c.failpoint(stepRewritten)
+	if ch.File == old.File {
+		os.Remove(path) // the same bytes: the chunk's file is in place already
+	}
 	// Committed: finish even when ctx ends, as a commit does.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*commitTimeout)
 	defer cancel()

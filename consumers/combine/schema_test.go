@@ -289,3 +289,32 @@ func TestWideningRewritesEarlierChunks(t *testing.T) {
 		})
 	}
 }
+
+// A widening whose rewrite gives the same bytes (JSON lines write 1 for
+// an int and a float alike) changes only the chunk's entry: its schema
+// version, once, and no stray file.
+func TestWideningWithTheSameBytes(t *testing.T) {
+	r := newRig(t)
+	cfg := combine.DefaultConfig()
+	cfg.ChunkRecords, cfg.Format = 2, chunk.JSONL
+	c, stop := r.start(cfg)
+	wait(t, r.handle(c, rows("a", ints("n", 1, 2))))
+	wait(t, r.handle(c, rows("b", floats("n", 3.5, 4))))
+	stop()
+	_, stop = r.start(cfg) // a restart finds nothing behind: no rewrite again
+	stop()
+
+	m, err := dataset.ReadManifest(r.out, "ds")
+	require.NoError(t, err)
+	require.Len(t, m.Chunks, 2)
+	require.Equal(t, []int{2, 2}, []int{m.Chunks[0].SchemaVersion, m.Chunks[1].SchemaVersion})
+	require.NotEmpty(t, m.Chunks[0].Replaces)
+	require.Equal(t, m.Chunks[0].Replaces, m.Chunks[0].File, "the same file, in the new version")
+	entries, err := os.ReadDir(filepath.Join(r.out, "ds"))
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, []string{dataset.ManifestFile, m.Chunks[0].File, m.Chunks[1].File}, names)
+}

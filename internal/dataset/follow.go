@@ -197,12 +197,14 @@ func (f *Follower) add(ctx context.Context, m *Manifest, ch *wire.Chunk) error {
 // for its seq, lists it, and then removes the replaced file.
 func (f *Follower) replace(ctx context.Context, m *Manifest, ch *wire.Chunk) error {
 	i := slices.IndexFunc(m.Chunks, func(e *wire.Chunk) bool { return e.Seq == ch.Seq })
-	if i < 0 || m.Chunks[i].SHA256 == ch.SHA256 || ch.Records == 0 {
+	if i < 0 || ch.Records == 0 || (m.Chunks[i].SHA256 == ch.SHA256 && m.Chunks[i].SchemaVersion == ch.SchemaVersion) {
 		return nil // not listed here, or this rewrite is in place already
 	}
 	old := m.Chunks[i].File
-	if err := f.download(ctx, ch); err != nil {
-		return err
+	if old != ch.File { // else the same bytes in the new types: only the entry changes
+		if err := f.download(ctx, ch); err != nil {
+			return err
+		}
 	}
 	m.Replace(ch)
 	if err := WriteManifest(f.cfg.Out, m); err != nil {
