@@ -41,6 +41,21 @@ func startMembers(t *testing.T, js jetstream.JetStream, topo *topology.Topology,
 	}
 }
 
+// loadLedger brings the folder out up to the ledger the way a restart of
+// its member would: files placed, manifest.json written.
+func loadLedger(t *testing.T, js jetstream.JetStream, topo *topology.Topology, out string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Out = out
+	c, err := New(js, topo.Manifest, topo.Chunks, cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	w, err := topo.Manifest.WatchAll(ctx, jetstream.IgnoreDeletes())
+	require.NoError(t, err)
+	require.NoError(t, c.load(ctx, w.Updates()))
+	require.NoError(t, w.Stop())
+}
+
 // Two combine members in one consumer group, each with its own folder: no
 // record lost or duplicated, and each folder is a full copy of the dataset.
 func TestTwoMembersOneDataset(t *testing.T) {
@@ -63,14 +78,7 @@ func TestTwoMembersOneDataset(t *testing.T) {
 	// The last commit of each member wrote its manifest; bring both up to date
 	// the way a restart would, then check each folder.
 	for _, out := range outs {
-		cfg := DefaultConfig()
-		cfg.Out, cfg.Format = out, chunk.JSONL
-		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
-		require.NoError(t, err)
-		w, err := topo.Manifest.WatchAll(ctx, jetstream.IgnoreDeletes())
-		require.NoError(t, err)
-		require.NoError(t, c.load(ctx, w.Updates()))
-		require.NoError(t, w.Stop())
+		loadLedger(t, js, topo, out)
 		checkDataset(t, js, out, "ds", sources*rows)
 		checkSwept(t, js, out, "ds")
 	}
@@ -112,14 +120,7 @@ func TestTwoMembersWidenOneDataset(t *testing.T) {
 
 	want := []wire.Field{{Name: "id", Type: wire.TypeString}}
 	for _, out := range outs {
-		cfg := DefaultConfig()
-		cfg.Out = out
-		c, err := New(js, topo.Manifest, topo.Chunks, cfg)
-		require.NoError(t, err)
-		w, err := topo.Manifest.WatchAll(ctx, jetstream.IgnoreDeletes())
-		require.NoError(t, err)
-		require.NoError(t, c.load(ctx, w.Updates()))
-		require.NoError(t, w.Stop())
+		loadLedger(t, js, topo, out)
 
 		m, err := dataset.ReadManifest(out, "ds")
 		require.NoError(t, err)

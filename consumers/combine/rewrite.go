@@ -99,25 +99,26 @@ func (c *Combiner) rewriteLoop(ctx context.Context) {
 
 // rewriteAll rewrites every chunk whose types its dataset widened.
 func (c *Combiner) rewriteAll(ctx context.Context) error {
+	type job struct {
+		ds  *set
+		old *wire.Chunk
+	}
 	c.mu.Lock()
-	var todo []supersede // old and the dataset it is of, in new.Dataset
+	var todo []job
 	for _, ds := range c.sets {
 		for _, ch := range ds.chunks {
 			if behind(ch.Schema, ds.schema) {
-				todo = append(todo, supersede{old: ch})
+				todo = append(todo, job{ds, ch})
 			}
 		}
 	}
 	c.mu.Unlock()
-	for _, t := range todo {
+	for _, j := range todo {
 		if ctx.Err() != nil {
 			return nil
 		}
-		c.mu.Lock()
-		ds := c.sets[t.old.Dataset]
-		c.mu.Unlock()
-		if err := c.rewriteChunk(ctx, ds, t.old); err != nil {
-			return fmt.Errorf("rewrite %s chunk %d: %w", t.old.Dataset, t.old.Seq, err)
+		if err := c.rewriteChunk(ctx, j.ds, j.old); err != nil {
+			return fmt.Errorf("rewrite %s chunk %d: %w", j.ds.name, j.old.Seq, err)
 		}
 	}
 	return nil

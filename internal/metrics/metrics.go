@@ -109,12 +109,14 @@ func New(cfg Config) *Metrics {
 			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"dataset"}),
 	}
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, m.fresh, (*collector)(m),
-	)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.own()...)
 	return m
+}
+
+// own returns the collectors of trainfeed's own metrics.
+func (m *Metrics) own() []prometheus.Collector {
+	return []prometheus.Collector{m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, m.fresh, (*collector)(m)}
 }
 
 // Names returns the name of every trainfeed metric m exports, sorted; a
@@ -123,7 +125,7 @@ func (m *Metrics) Names() []string {
 	ch := make(chan *prometheus.Desc, 64)
 	go func() {
 		defer close(ch)
-		for _, c := range []prometheus.Collector{m.latency, m.bytes, m.records, m.skipped, m.written, m.nulled, m.rewrote, m.fresh, (*collector)(m)} {
+		for _, c := range m.own() {
 			c.Describe(ch)
 		}
 	}()

@@ -172,10 +172,7 @@ func (n *Node) Ready(ctx context.Context) error {
 	if n.Stages == nil {
 		return nil
 	}
-	for _, stage := range []string{topology.ConsumerFetch, topology.ConsumerTransform, topology.ConsumerCombine} {
-		if n.Stages.Runner(stage) == nil {
-			continue
-		}
+	for stage := range n.Stages.runners {
 		if _, err := n.Topology.ConsumerOf(stage).Info(ctx); err != nil {
 			return fmt.Errorf("consumer %s: %w", stage, err)
 		}
